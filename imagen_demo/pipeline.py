@@ -1,0 +1,413 @@
+"""ImagenPipeline: prompt -> frozen text encoder -> base U-Net -> super-resolution U-Nets -> images.
+
+Data flows one way. Each stage samples with its own diffusers scheduler, classifier-free guidance in
+one batched forward (cond and uncond stacked), and the scheduler's own dynamic thresholding. Every
+super-resolution stage sees the previous stage's image upsampled and noise-augmented to a fixed level.
+Every image has its own random generator, so a (prompt, seed) pair gives the same image whatever else
+is in the batch.
+
+A saved pipeline is a diffusers-style folder::
+
+    model_index.json                       stages, text-encoder reference, sampling defaults
+    unet_1/config.json, diffusion_pytorch_model.safetensors
+    scheduler_1/scheduler_config.json
+    unet_2/..., scheduler_2/...
+    text_encoder/                          only when stored; otherwise named by reference
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+from diffusers.image_processor import VaeImageProcessor
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+from diffusers.utils.torch_utils import randn_tensor
+
+from .loading import explained_load_errors, missing, resolve_folder
+from .low_res import noise_augment, upsample
+from .schedulers import sampling_scheduler, scheduler_class
+from .text_encoder import TextEmbeddings, TextEncoder
+from .unet import EfficientUNet
+
+logger = logging.getLogger(__name__)
+
+MODEL_INDEX = "model_index.json"
+OUTPUT_TYPES = ("pil", "np", "pt")
+MAX_SEED = 2**31 - 1
+
+
+@dataclass
+class Stage:
+    """One cascade stage: a U-Net and the scheduler its noise schedule was trained with."""
+
+    unet: EfficientUNet
+    scheduler: SchedulerMixin
+
+    @property
+    def size(self) -> int:
+        return self.unet.config.sample_size
+
+
+@dataclass
+class ProgressEvent:
+    """Handed to `callback` after every denoising step; `preview` is the predicted clean image when asked."""
+
+    stage: int  # 0-based
+    num_stages: int
+    step: int  # steps done in this stage, 1-based
+    num_steps: int
+    done: int  # steps done over the whole cascade
+    total: int
+    preview: torch.Tensor | None = None  # (batch, 3, size, size) in [-1, 1]
+
+
+@dataclass
+class ImagenPipelineOutput:
+    images: list[PIL.Image.Image] | np.ndarray | torch.Tensor
+    seeds: list[int]
+    # Final image of every stage that ran (64x64, 256x256, ...), in the same output_type.
+    stage_images: list = field(default_factory=list)
+
+
+@dataclass
+class _StageRun:
+    """Validated per-stage sampling settings."""
+
+    guidance_scale: float
+    num_inference_steps: int
+    scheduler: str | None
+
+
+def _per_stage(value, num_stages: int, name: str) -> list:
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * num_stages
+    if len(values) != num_stages:
+        raise ValueError(f"{name} has {len(values)} values but the pipeline has {num_stages} stages")
+    return values
+
+
+def _predicted_original(scheduler: SchedulerMixin, sample, t, model_output, prediction_type: str) -> torch.Tensor:
+    """x0 implied by the model output at discrete timestep t (for previews)."""
+    alpha_bar = scheduler.alphas_cumprod.to(sample.device)[int(t)]
+    if prediction_type == "v_prediction":
+        return alpha_bar.sqrt() * sample - (1 - alpha_bar).sqrt() * model_output
+    return (sample - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
+
+
+class ImagenPipeline:
+    """A cascade of text-conditioned pixel-space diffusion stages sharing one frozen text encoder."""
+
+    def __init__(self, text_encoder: TextEncoder, stages: Sequence[Stage], defaults: dict | None = None):
+        if not stages:
+            raise ValueError("a pipeline needs at least one stage")
+        for i, stage in enumerate(stages):
+            if stage.unet.config.text_embed_dim != text_encoder.dim:
+                raise ValueError(
+                    f"stage {i + 1} U-Net expects {stage.unet.config.text_embed_dim}-d text embeddings "
+                    f"but the text encoder gives {text_encoder.dim}-d"
+                )
+            if i and not stage.unet.config.low_res_conditioning:
+                raise ValueError(f"stage {i + 1} follows another stage, so it must be a super-resolution U-Net")
+        if stages[0].unet.config.low_res_conditioning:
+            raise ValueError("stage 1 must be a base U-Net (low_res_conditioning=False)")
+        self.text_encoder = text_encoder
+        self.stages = list(stages)
+        for stage in self.stages:
+            stage.unet.eval().requires_grad_(False)
+        # Sampling settings used when a call leaves them out; saved with the model.
+        self.defaults = {"guidance_scale": 5.0, "num_inference_steps": 50, "noise_aug_level": 0.1, "scheduler": None}
+        self.defaults.update(defaults or {})
+        self.image_processor = VaeImageProcessor(vae_scale_factor=1, do_resize=False, do_normalize=True)
+        self.autocast_dtype = torch.bfloat16  # used on CUDA only; CPU stays float32
+
+    # ----------------------------------------------------------------------------------- save / load
+    def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False) -> None:
+        """Write the folder atomically: a crash mid-save leaves any previous copy intact."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+        try:
+            index = {
+                "_class_name": type(self).__name__,
+                "text_encoder": {"name_or_path": self.text_encoder.name_or_path, "max_length": self.text_encoder.max_length},
+                "stages": [],
+                "defaults": self.defaults,
+            }
+            if store_text_encoder:
+                self.text_encoder.save_pretrained(tmp / "text_encoder")
+                index["text_encoder"]["name_or_path"] = "text_encoder"
+            for i, stage in enumerate(self.stages, start=1):
+                stage.unet.save_pretrained(tmp / f"unet_{i}", safe_serialization=True)
+                stage.scheduler.save_pretrained(tmp / f"scheduler_{i}")
+                index["stages"].append({"unet": f"unet_{i}", "scheduler": f"scheduler_{i}"})
+            (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
+            old = path.with_name(f".{path.name}.old")
+            if path.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    @classmethod
+    def from_pretrained(
+        cls, name_or_path: str | os.PathLike, text_encoder: TextEncoder | None = None, device: str | torch.device | None = None
+    ) -> "ImagenPipeline":
+        """Load a pipeline folder (or hub id, offline-first). Weights are read from safetensors only."""
+        root = resolve_folder(name_or_path, "Imagen pipeline")
+        index_file = root / MODEL_INDEX
+        if not index_file.is_file():
+            raise missing("Imagen pipeline (model_index.json)", root)
+        try:
+            index = json.loads(index_file.read_text())
+            stage_entries = index["stages"]
+            encoder_ref = index["text_encoder"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"{index_file} is not a valid Imagen model index: {err}") from err
+        if text_encoder is None:
+            name = encoder_ref["name_or_path"]
+            stored = root / name
+            text_encoder = TextEncoder.from_pretrained(
+                stored if stored.is_dir() else name, max_length=encoder_ref.get("max_length", 64)
+            )
+        stages = []
+        for entry in stage_entries:
+            with explained_load_errors("U-Net weights", root / entry["unet"]):
+                unet = EfficientUNet.from_pretrained(root, subfolder=entry["unet"], use_safetensors=True)
+            scheduler_config = root / entry["scheduler"] / "scheduler_config.json"
+            if not scheduler_config.is_file():
+                raise missing("Scheduler config", scheduler_config)
+            scheduler_cls = scheduler_class(json.loads(scheduler_config.read_text())["_class_name"])
+            stages.append(Stage(unet, scheduler_cls.from_pretrained(root, subfolder=entry["scheduler"])))
+        pipe = cls(text_encoder, stages, defaults=index.get("defaults"))
+        return pipe.to(device) if device is not None else pipe
+
+    def to(self, device: str | torch.device) -> "ImagenPipeline":
+        for stage in self.stages:
+            stage.unet.to(device)
+        self.text_encoder.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return self.stages[0].unet.device
+
+    # ----------------------------------------------------------------------------------- sampling
+    def set_scheduler(self, name_or_class, stage: int | None = None) -> None:
+        """Swap the scheduler of one stage (1-based) or of all, keeping the trained noise schedule."""
+        targets = self.stages if stage is None else [self.stages[stage - 1]]
+        for target in targets:
+            target.scheduler = scheduler_class(name_or_class).from_config(target.scheduler.config)
+
+    def _check_prompts(self, prompt) -> list[str]:
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt) if prompt is not None else []
+        if not prompts:
+            raise ValueError("no prompt given: pass a string or a non-empty list of strings")
+        for p in prompts:
+            if not isinstance(p, str) or not p.strip():
+                raise ValueError(f"every prompt must be a non-empty string describing the image, got {p!r}")
+        return prompts
+
+    def _stage_runs(self, guidance_scale, num_inference_steps, scheduler) -> list[_StageRun]:
+        n = len(self.stages)
+        runs = []
+        for w, steps, sched in zip(
+            _per_stage(guidance_scale, n, "guidance_scale"),
+            _per_stage(num_inference_steps, n, "num_inference_steps"),
+            _per_stage(scheduler, n, "scheduler"),
+        ):
+            if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+                raise ValueError(f"guidance_scale must be a finite number >= 0, got {w!r}")
+            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+                raise ValueError(f"num_inference_steps must be a whole number >= 1, got {steps!r}")
+            runs.append(_StageRun(float(w), steps, sched))
+        return runs
+
+    def _generators(self, seed, generator, count: int) -> tuple[list[torch.Generator], list[int]]:
+        """One CPU generator per image (noise is drawn on CPU, so results match across devices)."""
+        if generator is not None:
+            generators = list(generator) if isinstance(generator, (list, tuple)) else [generator] * count
+            if len(generators) != count:
+                raise ValueError(f"got {len(generators)} generators for {count} images")
+            return generators, [g.initial_seed() for g in generators]
+        if seed is None:
+            seeds = [random.randint(0, MAX_SEED) for _ in range(count)]
+        elif isinstance(seed, int):
+            seeds = [seed + i for i in range(count)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != count:
+                raise ValueError(f"got {len(seeds)} seeds for {count} images")
+        for s in seeds:
+            if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED:
+                raise ValueError(f"seeds must be whole numbers in [0, {MAX_SEED}], got {s!r}")
+        return [torch.Generator("cpu").manual_seed(s) for s in seeds], seeds
+
+    def _start_stage(self, image) -> tuple[int, torch.Tensor | None]:
+        """Where the cascade starts: stage 1, or the stage that super-resolves a given low-res image."""
+        if image is None:
+            return 0, None
+        if isinstance(image, torch.Tensor):
+            tensor = image if image.ndim == 4 else image[None]
+        else:
+            tensor = self.image_processor.preprocess(image)
+        sizes = {stage.size: i + 1 for i, stage in enumerate(self.stages[:-1])}
+        if tensor.shape[-1] != tensor.shape[-2] or tensor.shape[-1] not in sizes:
+            raise ValueError(
+                f"image is {tuple(tensor.shape[-2:])}; to super-resolve it must be square with side in {sorted(sizes)}"
+            )
+        return sizes[tensor.shape[-1]], tensor.float()
+
+    def _predict(self, stage: Stage, x, t, text: TextEmbeddings, guidance_scale: float, low_res=None, noise_level=None):
+        """Model output with classifier-free guidance: eps_u + w (eps_c - eps_u), cond and uncond in one forward.
+
+        `text` holds the conditional embeddings, followed by the unconditional ones when w != 1.
+        """
+        guided = len(text) == 2 * len(x)
+        double = (lambda v: None if v is None else torch.cat([v, v])) if guided else (lambda v: v)
+        autocast = torch.autocast("cuda", dtype=self.autocast_dtype) if x.device.type == "cuda" else nullcontext()
+        with autocast:
+            out = stage.unet(double(x), t, text.embeddings, text.mask, double(low_res), double(noise_level)).float()
+        if not guided:
+            return out
+        cond, uncond = out.chunk(2)
+        return uncond + guidance_scale * (cond - uncond)
+
+    def _sample_stage(
+        self, index: int, run: _StageRun, text: TextEmbeddings, generators, low_res, noise_aug_level: float,
+        thresholding: str, percentile: float, progress: Callable[[int, Callable[[], torch.Tensor]], None],
+    ) -> torch.Tensor:
+        stage = self.stages[index]
+        prediction_type = stage.unet.config.prediction_type
+        scheduler = sampling_scheduler(
+            stage.scheduler, run.scheduler or self.defaults["scheduler"], prediction_type, thresholding, percentile
+        )
+        device, batch = self.device, len(generators)
+        scheduler.set_timesteps(run.num_inference_steps, device=device)
+        shape = (batch, stage.unet.config.out_channels, stage.size, stage.size)
+        x = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32) * scheduler.init_noise_sigma
+        level = None
+        if low_res is not None:
+            noise = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32)
+            low_res = noise_augment(upsample(low_res.to(device), stage.size), noise_aug_level, noise)
+            level = torch.full((batch,), noise_aug_level, device=device)
+        if run.guidance_scale == 1.0:
+            text = TextEmbeddings(text.embeddings[:batch], text.mask[:batch])
+        # Stochastic schedulers draw step noise from each image's own generator; deterministic ones take none.
+        step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
+        for i, t in enumerate(scheduler.timesteps):
+            model_input = scheduler.scale_model_input(x, t)
+            out = self._predict(stage, model_input, t, text, run.guidance_scale, low_res, level)
+            if torch.isnan(out).any():
+                raise FloatingPointError(f"stage {index + 1} produced NaN at step {i + 1}; the weights may be broken")
+            x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
+            progress(i + 1, lambda: _predicted_original(scheduler, x, t, out, prediction_type).clamp(-1, 1))
+            x = x_prev
+        return x.clamp(-1, 1)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        prompt: str | list[str],
+        negative_prompt: str | list[str] | None = None,
+        num_images_per_prompt: int = 1,
+        seed: int | list[int] | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        guidance_scale: float | Sequence[float] | None = None,
+        num_inference_steps: int | Sequence[int] | None = None,
+        scheduler: str | Sequence[str | None] | None = None,
+        noise_aug_level: float | None = None,
+        thresholding: str = "dynamic",
+        dynamic_thresholding_percentile: float = 0.995,
+        image: PIL.Image.Image | torch.Tensor | None = None,
+        output_type: str = "pil",
+        callback: Callable[[ProgressEvent], None] | None = None,
+        preview_every: int = 0,
+        return_intermediates: bool = False,
+    ) -> ImagenPipelineOutput:
+        """Generate images for `prompt`.
+
+        Per-stage settings (guidance_scale, num_inference_steps, scheduler) take one value for every
+        stage or a list with one per stage; left out, the model's saved defaults apply. `seed` is the
+        first image's seed (later images count up) or one seed per image. `image` skips the stages
+        below its size and super-resolves it. `callback` gets a ProgressEvent after every step, with a
+        preview of the predicted clean image every `preview_every` steps (0 = never).
+        """
+        prompts = self._check_prompts(prompt)
+        if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
+            raise ValueError(f"num_images_per_prompt must be a whole number >= 1, got {num_images_per_prompt!r}")
+        if output_type not in OUTPUT_TYPES:
+            raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
+        noise_aug_level = self.defaults["noise_aug_level"] if noise_aug_level is None else noise_aug_level
+        if not isinstance(noise_aug_level, (int, float)) or not 0.0 <= noise_aug_level <= 1.0:
+            raise ValueError(f"noise_aug_level must be in [0, 1], got {noise_aug_level!r}")
+        runs = self._stage_runs(
+            self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale,
+            self.defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps,
+            scheduler,
+        )
+        start, x = self._start_stage(image)
+        prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
+        if negative_prompt is None or isinstance(negative_prompt, str):
+            negatives = [negative_prompt or ""] * len(prompts)
+        else:
+            negatives = list(negative_prompt)
+            if len(negatives) * num_images_per_prompt != len(prompts):
+                raise ValueError(f"got {len(negatives)} negative prompts for {len(prompts) // num_images_per_prompt} prompts")
+            negatives = [n for n in negatives for _ in range(num_images_per_prompt)]
+        generators, seeds = self._generators(seed, generator, len(prompts))
+        if x is not None and x.shape[0] not in (1, len(prompts)):
+            raise ValueError(f"got {x.shape[0]} images for {len(prompts)} prompts")
+        if x is not None:
+            x = x.expand(len(prompts), -1, -1, -1)
+
+        guided = any(run.guidance_scale != 1.0 for run in runs[start:])
+        text = self.text_encoder.encode(prompts)
+        if guided:  # the negative prompt (default: empty) stands in for the null text
+            text = TextEmbeddings.cat([text, self.text_encoder.encode(negatives)])
+        text = TextEmbeddings(text.embeddings.to(self.device), text.mask.to(self.device))
+
+        total = sum(run.num_inference_steps for run in runs[start:])
+        done = 0
+        stage_images = []
+        for index in range(start, len(self.stages)):
+            run = runs[index]
+
+            def progress(step: int, preview: Callable[[], torch.Tensor], index=index, run=run) -> None:
+                nonlocal done
+                done += 1
+                if callback is not None:
+                    wanted = preview_every > 0 and (step % preview_every == 0 or step == run.num_inference_steps)
+                    callback(ProgressEvent(index, len(self.stages), step, run.num_inference_steps, done, total,
+                                           preview() if wanted else None))
+
+            x = self._sample_stage(
+                index, run, text, generators, x, noise_aug_level, thresholding, dynamic_thresholding_percentile, progress
+            )
+            stage_images.append(x)
+
+        convert = lambda images: self.image_processor.postprocess(images.float().cpu(), output_type=output_type)
+        return ImagenPipelineOutput(
+            images=convert(x),
+            seeds=seeds,
+            stage_images=[convert(images) for images in stage_images] if return_intermediates else [],
+        )
+
+    def generate_image(self, prompt: str, **kwargs) -> PIL.Image.Image:
+        """One prompt in, one PIL image out (the seed documents' convenience)."""
+        return self(prompt, num_images_per_prompt=1, output_type="pil", **kwargs).images[0]

@@ -1,0 +1,49 @@
+"""Named U-Net configurations: tiny (tests), small (the shipped CPU model), and the paper's sizes.
+
+The paper sizes are a reference for what the architecture scales to (2B base, 600M 64->256 SR, with a
+4096-d T5-XXL encoder); `python -m benchmarks.unet_presets` prints each preset's parameter count and
+seconds per denoising step.
+"""
+
+from __future__ import annotations
+
+from .unet import EfficientUNet
+
+PRESETS: dict[str, dict] = {
+    "tiny-base": dict(
+        sample_size=16, block_out_channels=(16, 32), layers_per_block=1, self_attention=(False, True),
+        cross_attention=(False, True), attention_head_dim=8, norm_num_groups=8,
+    ),
+    "tiny-sr": dict(
+        sample_size=32, block_out_channels=(16, 32), layers_per_block=(1, 1), self_attention=False,
+        cross_attention=(False, True), attention_head_dim=8, norm_num_groups=8, low_res_conditioning=True,
+    ),
+    # Shipped default: 64x64 base and 64->256 SR, sized to sample on a 2-core CPU in seconds.
+    "small-base": dict(
+        sample_size=64, block_out_channels=(64, 128, 192, 256), layers_per_block=(1, 2, 2, 2),
+        self_attention=(False, False, True, True), cross_attention=(False, True, True, True), attention_head_dim=32,
+    ),
+    "small-sr": dict(
+        sample_size=256, block_out_channels=(32, 64, 128, 256), layers_per_block=(1, 1, 2, 2),
+        self_attention=False, cross_attention=(False, False, False, True), attention_head_dim=32,
+        low_res_conditioning=True, prediction_type="v_prediction",
+    ),
+    # The paper's Imagen (appendix B/F): 2B-parameter 64x64 base, 600M-parameter Efficient U-Net 64->256.
+    "paper-base": dict(
+        sample_size=64, block_out_channels=(512, 1024, 1536, 2048), layers_per_block=3,
+        self_attention=(False, True, True, True), cross_attention=(False, True, True, True),
+        attention_head_dim=64, text_embed_dim=4096,
+    ),
+    "paper-sr256": dict(
+        sample_size=256, block_out_channels=(128, 256, 512, 1024), layers_per_block=(2, 4, 8, 8),
+        self_attention=False, cross_attention=(False, False, False, True), attention_head_dim=64,
+        text_embed_dim=4096, low_res_conditioning=True,
+    ),
+}
+
+
+def unet_from_preset(name: str, **overrides) -> EfficientUNet:
+    """A freshly initialised U-Net from a preset, with any config field overridden."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown U-Net preset {name!r}; choose one of {sorted(PRESETS)}")
+    return EfficientUNet(**{**PRESETS[name], **overrides})

@@ -1,0 +1,266 @@
+"""Efficient U-Net (Imagen, Saharia et al. 2022, appendix B), as a diffusers ModelMixin + ConfigMixin.
+
+What makes it "efficient", and what the code below follows:
+- more residual blocks at low resolution, fewer at high (``layers_per_block`` per level);
+- a DBlock downsamples *before* its residual blocks, a UBlock upsamples *after* them;
+- U-Net skip connections are scaled by 1/sqrt(2) before they are concatenated;
+- conditioning: timestep embedding + pooled text embedding (+ noise-augmentation level for
+  super-resolution) is one vector that scales and shifts (FiLM) every residual block;
+- text tokens are layer-normed, then attended to by cross-attention at chosen resolutions.
+
+The super-resolution variant (``low_res_conditioning=True``) takes the already upsampled and
+noise-augmented low-resolution image by channel concatenation, plus its augmentation level.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.embeddings import TimestepEmbedding, Timesteps
+from diffusers.models.modeling_utils import ModelMixin
+from torch import nn
+
+SKIP_SCALE = 2**-0.5
+# Noise-augmentation levels live in [0, 1]; they are embedded like timesteps on this scale.
+NOISE_LEVEL_SCALE = 1000.0
+
+
+def _groups(channels: int, preferred: int) -> int:
+    return math.gcd(channels, preferred)
+
+
+def _per_level(value, levels: int, name: str) -> tuple:
+    values = tuple(value) if isinstance(value, (list, tuple)) else (value,) * levels
+    if len(values) != levels:
+        raise ValueError(f"{name} has {len(values)} entries but block_out_channels has {levels} levels")
+    return values
+
+
+class Attention(nn.Module):
+    """Multi-head attention of `query` tokens over `context` tokens (self-, cross- or pooling attention)."""
+
+    def __init__(self, query_dim: int, context_dim: int, head_dim: int):
+        super().__init__()
+        self.heads = max(1, query_dim // head_dim)
+        self.to_q = nn.Linear(query_dim, query_dim, bias=False)
+        self.to_kv = nn.Linear(context_dim, 2 * query_dim, bias=False)
+        self.to_out = nn.Linear(query_dim, query_dim)
+
+    def forward(self, query: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, n, d = query.shape
+        q = self.to_q(query).view(b, n, self.heads, -1).transpose(1, 2)
+        k, v = (t.view(b, context.shape[1], self.heads, -1).transpose(1, 2) for t in self.to_kv(context).chunk(2, -1))
+        attn_mask = None if mask is None else mask[:, None, None, :]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, d))
+
+
+class AttentionPool(nn.Module):
+    """Pool text tokens into one vector with a learned query (the paper's attention pooling)."""
+
+    def __init__(self, dim: int, head_dim: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(1, 1, dim) / math.sqrt(dim))
+        self.attention = Attention(dim, dim, head_dim)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.attention(self.query.expand(tokens.shape[0], -1, -1), tokens, mask)[:, 0]
+
+
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.to(tokens.dtype).unsqueeze(-1)
+    return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-Conv twice, with the conditioning vector as scale and shift (FiLM) in between."""
+
+    def __init__(self, in_channels: int, out_channels: int, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(_groups(in_channels, groups), in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * out_channels)
+        self.norm2 = nn.GroupNorm(_groups(out_channels, groups), out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
+        return h + self.skip(x)
+
+
+class SpatialAttention(nn.Module):
+    """Self-attention over pixels and/or cross-attention from pixels to text tokens, pre-norm, residual."""
+
+    def __init__(self, channels: int, text_dim: int, head_dim: int, groups: int, self_attention: bool, cross_attention: bool):
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(channels, groups), channels)
+        self.self_attention = Attention(channels, channels, head_dim) if self_attention else None
+        self.cross_norm = nn.LayerNorm(channels) if cross_attention else None
+        self.cross_attention = Attention(channels, text_dim, head_dim) if cross_attention else None
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)
+        out = tokens
+        if self.self_attention is not None:
+            out = out + self.self_attention(tokens, tokens)
+        if self.cross_attention is not None:
+            out = out + self.cross_attention(self.cross_norm(out), text, text_mask)
+        return x + (out - tokens).transpose(1, 2).reshape(b, c, h, w)
+
+
+class Level(nn.Module):
+    """Residual blocks then optional attention: the body shared by a DBlock and a UBlock."""
+
+    def __init__(self, in_channels, channels, layers, emb_dim, text_dim, head_dim, groups, dropout, self_attn, cross_attn):
+        super().__init__()
+        self.resblocks = nn.ModuleList(
+            ResBlock(in_channels if i == 0 else channels, channels, emb_dim, groups, dropout) for i in range(layers)
+        )
+        self.attention = (
+            SpatialAttention(channels, text_dim, head_dim, groups, self_attn, cross_attn) if self_attn or cross_attn else None
+        )
+
+    def forward(self, x, emb, text, text_mask):
+        for block in self.resblocks:
+            x = block(x, emb)
+        return x if self.attention is None else self.attention(x, text, text_mask)
+
+
+class EfficientUNet(ModelMixin, ConfigMixin):
+    """Text-conditioned pixel-space U-Net for one Imagen cascade stage (base or super-resolution)."""
+
+    _supports_gradient_checkpointing = False
+
+    @register_to_config
+    def __init__(
+        self,
+        sample_size: int = 64,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        block_out_channels: tuple[int, ...] = (128, 256, 384, 512),
+        layers_per_block: int | tuple[int, ...] = (2, 2, 2, 2),
+        self_attention: bool | tuple[bool, ...] = (False, False, True, True),
+        cross_attention: bool | tuple[bool, ...] = (False, True, True, True),
+        attention_head_dim: int = 64,
+        text_embed_dim: int = 384,
+        text_pooling: str = "attention",
+        low_res_conditioning: bool = False,
+        prediction_type: str = "epsilon",
+        norm_num_groups: int = 32,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        levels = len(block_out_channels)
+        layers = _per_level(layers_per_block, levels, "layers_per_block")
+        self_attn = _per_level(self_attention, levels, "self_attention")
+        cross_attn = _per_level(cross_attention, levels, "cross_attention")
+        if text_pooling not in ("attention", "mean"):
+            raise ValueError(f"text_pooling must be 'attention' or 'mean', got {text_pooling!r}")
+        if prediction_type not in ("epsilon", "v_prediction"):
+            raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
+        if sample_size % 2 ** (levels - 1):
+            raise ValueError(f"sample_size {sample_size} must be divisible by 2**{levels - 1} for {levels} levels")
+
+        ch0, emb_dim, groups = block_out_channels[0], 4 * block_out_channels[0], norm_num_groups
+        self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)
+        self.time_embedding = TimestepEmbedding(ch0, emb_dim)
+        self.text_norm = nn.LayerNorm(text_embed_dim)
+        self.text_pool = AttentionPool(text_embed_dim, attention_head_dim) if text_pooling == "attention" else None
+        self.text_embedding = nn.Sequential(nn.Linear(text_embed_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.noise_level_embedding = TimestepEmbedding(ch0, emb_dim) if low_res_conditioning else None
+
+        self.conv_in = nn.Conv2d(in_channels * (2 if low_res_conditioning else 1), ch0, 3, padding=1)
+        level_args = dict(emb_dim=emb_dim, text_dim=text_embed_dim, head_dim=attention_head_dim, groups=groups, dropout=dropout)
+        self.downsamplers = nn.ModuleList(
+            nn.Conv2d(block_out_channels[i - 1], ch, 3, stride=2, padding=1) if i else nn.Identity()
+            for i, ch in enumerate(block_out_channels)
+        )
+        self.down_levels = nn.ModuleList(
+            Level(ch, ch, layers[i], self_attn=self_attn[i], cross_attn=cross_attn[i], **level_args)
+            for i, ch in enumerate(block_out_channels)
+        )
+        deepest = block_out_channels[-1]
+        self.mid = Level(deepest, deepest, 2, self_attn=True, cross_attn=True, **level_args)
+        self.up_levels = nn.ModuleList(
+            Level(2 * ch, ch, layers[i], self_attn=self_attn[i], cross_attn=cross_attn[i], **level_args)
+            for i, ch in enumerate(block_out_channels)
+        )
+        self.upsamplers = nn.ModuleList(
+            nn.Conv2d(ch, block_out_channels[i - 1], 3, padding=1) if i else nn.Identity()
+            for i, ch in enumerate(block_out_channels)
+        )
+        self.norm_out = nn.GroupNorm(_groups(ch0, groups), ch0)
+        self.conv_out = nn.Conv2d(ch0, out_channels, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def _check_inputs(self, sample, text, low_res, noise_level):
+        cfg = self.config
+        levels = len(cfg.block_out_channels)
+        if sample.ndim != 4 or sample.shape[1] != cfg.in_channels:
+            raise ValueError(f"sample must be (batch, {cfg.in_channels}, height, width), got {tuple(sample.shape)}")
+        if any(side % 2 ** (levels - 1) for side in sample.shape[-2:]):
+            raise ValueError(f"image sides {tuple(sample.shape[-2:])} must be divisible by {2 ** (levels - 1)}")
+        if text.ndim != 3 or text.shape[-1] != cfg.text_embed_dim or text.shape[0] != sample.shape[0]:
+            raise ValueError(
+                f"encoder_hidden_states must be (batch={sample.shape[0]}, tokens, {cfg.text_embed_dim}), got {tuple(text.shape)}"
+                " (is this U-Net paired with the right text encoder?)"
+            )
+        if cfg.low_res_conditioning:
+            if low_res is None or noise_level is None:
+                raise ValueError("this super-resolution U-Net needs low_res (upsampled image) and noise_level")
+            if low_res.shape != sample.shape:
+                raise ValueError(f"low_res must be upsampled to the sample's shape {tuple(sample.shape)}, got {tuple(low_res.shape)}")
+        elif low_res is not None:
+            raise ValueError("low_res was given but this U-Net is a base model (low_res_conditioning=False)")
+
+    def condition(self, timestep, text, text_mask, noise_level, batch: int, dtype) -> torch.Tensor:
+        """The one conditioning vector: timestep + pooled text (+ noise-augmentation level)."""
+        t = torch.as_tensor(timestep, device=text.device).reshape(-1).expand(batch)
+        emb = self.time_embedding(self.time_proj(t).to(dtype))
+        pooled = self.text_pool(text, text_mask) if self.text_pool is not None else masked_mean(text, text_mask)
+        emb = emb + self.text_embedding(pooled)
+        if self.noise_level_embedding is not None:
+            level = torch.as_tensor(noise_level, device=text.device).reshape(-1).expand(batch) * NOISE_LEVEL_SCALE
+            emb = emb + self.noise_level_embedding(self.time_proj(level).to(dtype))
+        return emb
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor | float,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
+        low_res: torch.Tensor | None = None,
+        noise_level: torch.Tensor | float | None = None,
+    ) -> torch.Tensor:
+        """Predict epsilon (or v) for `sample` at `timestep`; `noise_level` is the SR augmentation level in [0, 1]."""
+        self._check_inputs(sample, encoder_hidden_states, low_res, noise_level)
+        batch = sample.shape[0]
+        if encoder_attention_mask is None:
+            encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool, device=sample.device)
+        text = self.text_norm(encoder_hidden_states.to(sample.dtype))
+        mask = encoder_attention_mask.bool()
+        emb = self.condition(timestep, text, mask, noise_level, batch, sample.dtype)
+
+        x = self.conv_in(sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1))
+        skips = []
+        for downsample, level in zip(self.downsamplers, self.down_levels):
+            x = level(downsample(x), emb, text, mask)
+            skips.append(x)
+        x = self.mid(x, emb, text, mask)
+        for i in reversed(range(len(self.up_levels))):
+            x = self.up_levels[i](torch.cat([x, skips[i] * SKIP_SCALE], dim=1), emb, text, mask)
+            if i:
+                x = self.upsamplers[i](F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(x)))
