@@ -9,9 +9,7 @@ names what is missing and how to provide it.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 _HOW_TO_PROVIDE = (
     "Provide it as a local folder path, put it in the Hugging Face cache (HF_HOME), "
@@ -51,19 +49,15 @@ def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
         raise missing(what, name_or_path) from err
 
 
-@contextmanager
-def explained_load_errors(what: str, name: str | os.PathLike) -> Iterator[None]:
-    """Turn library errors raised while loading `name` into WeightsNotFoundError / CorruptWeightsError."""
-    try:
-        yield
-    except (WeightsNotFoundError, CorruptWeightsError):
-        raise
-    except (FileNotFoundError, EnvironmentError) as err:
-        text = str(err).lower()
-        if any(word in text for word in ("header", "corrupt", "deserializ", "invalid", "incomplete", "truncat")):
-            raise CorruptWeightsError(f"{what} '{name}' has a corrupt or truncated weights file: {err}") from err
-        raise missing(what, name) from err
-    except Exception as err:
-        if type(err).__name__ in {"SafetensorError", "HeaderTooLarge", "HeaderTooSmall"} or "safetensor" in str(err).lower():
-            raise CorruptWeightsError(f"{what} '{name}' has a corrupt or truncated weights file: {err}") from err
-        raise
+def check_safetensors(files: list[Path], what: str, name: str | os.PathLike) -> None:
+    """Fail early and clearly: at least one weights file, and every one with a valid, complete header."""
+    from safetensors import SafetensorError, safe_open
+
+    if not files:
+        raise missing(f"{what} (safetensors weights)", name)
+    for file in files:
+        try:
+            with safe_open(file, framework="pt"):
+                pass
+        except (SafetensorError, OSError) as err:
+            raise CorruptWeightsError(f"{what} file '{file}' is corrupt or truncated ({err}); download or copy it again") from err

@@ -37,7 +37,7 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from .loading import explained_load_errors, missing, resolve_folder
+from .loading import check_safetensors, missing, resolve_folder
 from .low_res import noise_augment, upsample
 from .schedulers import sampling_scheduler, scheduler_class
 from .text_encoder import TextEmbeddings, TextEncoder
@@ -187,8 +187,9 @@ class ImagenPipeline:
             )
         stages = []
         for entry in stage_entries:
-            with explained_load_errors("U-Net weights", root / entry["unet"]):
-                unet = EfficientUNet.from_pretrained(root, subfolder=entry["unet"], use_safetensors=True)
+            unet_dir = root / entry["unet"]
+            check_safetensors(sorted(unet_dir.glob("*.safetensors")), "U-Net weights", unet_dir)
+            unet = EfficientUNet.from_pretrained(root, subfolder=entry["unet"], use_safetensors=True)
             scheduler_config = root / entry["scheduler"] / "scheduler_config.json"
             if not scheduler_config.is_file():
                 raise missing("Scheduler config", scheduler_config)
@@ -205,7 +206,7 @@ class ImagenPipeline:
 
     @property
     def device(self) -> torch.device:
-        return self.stages[0].unet.device
+        return next(self.stages[0].unet.parameters()).device
 
     # ----------------------------------------------------------------------------------- sampling
     def set_scheduler(self, name_or_class, stage: int | None = None) -> None:

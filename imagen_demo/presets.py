@@ -30,7 +30,7 @@ PRESETS: dict[str, dict] = {
     ),
     # The paper's Imagen (appendix B/F): 2B-parameter 64x64 base, 600M-parameter Efficient U-Net 64->256.
     "paper-base": dict(
-        sample_size=64, block_out_channels=(512, 1024, 1536, 2048), layers_per_block=3,
+        sample_size=64, block_out_channels=(512, 1024, 1536, 2048), layers_per_block=(2, 3, 4, 5),
         self_attention=(False, True, True, True), cross_attention=(False, True, True, True),
         attention_head_dim=64, text_embed_dim=4096,
     ),

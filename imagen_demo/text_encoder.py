@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .loading import explained_load_errors, hub_offline, missing
+from .loading import check_safetensors, hub_offline, missing
 
 logger = logging.getLogger(__name__)
 
@@ -94,15 +94,19 @@ class TextEncoder:
 
         name = str(name_or_path)
         path = PACKAGED_ENCODERS[name]() if name in PACKAGED_ENCODERS else name
-        if not Path(path).is_dir() and (Path(path).exists() or name.startswith((".", "/", "~"))):
+        if Path(path).is_dir():
+            check_safetensors(sorted(Path(path).glob("*.safetensors")), "Text encoder", name)
+        elif Path(path).exists() or name.startswith((".", "/", "~")):
             raise missing("Text encoder", name)
-        with explained_load_errors("Text encoder", name):
-            offline = hub_offline()
+        offline = hub_offline()
+        try:
             config = AutoConfig.from_pretrained(path, local_files_only=offline)
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=offline)
-            model = _encoder_class(config.model_type).from_pretrained(
-                path, local_files_only=offline, use_safetensors=True, dtype=torch_dtype
-            )
+        except OSError as err:  # not in the cache, and the hub is not allowed or not reachable
+            raise missing("Text encoder", name) from err
+        model = _encoder_class(config.model_type).from_pretrained(
+            path, local_files_only=offline, use_safetensors=True, dtype=torch_dtype
+        )
         if getattr(model.config, "is_encoder_decoder", False):
             model = model.get_encoder()
         return cls(tokenizer, model, name, max_length=max_length, cache_size=cache_size)

@@ -37,15 +37,23 @@ def build_tiny_t5(folder: Path) -> Path:
     return folder
 
 
+def randomize_zero_inits(unet: torch.nn.Module, std: float = 0.05) -> torch.nn.Module:
+    """Zero-initialised output convs make a fresh U-Net ignore its conditioning; tests need it to matter."""
+    with torch.no_grad():
+        for param in unet.parameters():
+            if param.ndim > 1 and not param.any():
+                param.normal_(std=std)
+    return unet
+
+
 def build_tiny_pipeline(text_encoder: TextEncoder, seed: int = 0) -> ImagenPipeline:
     """Two random stages: 16x16 base (cosine, epsilon) and 16->32 SR (linear, v-prediction)."""
     torch.manual_seed(seed)
     dim = text_encoder.dim
     base = unet_from_preset("tiny-base", text_embed_dim=dim)
     sr = unet_from_preset("tiny-sr", text_embed_dim=dim, prediction_type="v_prediction")
-    # Zero-initialised output convs would make every prediction 0; random ones exercise the maths.
     for unet in (base, sr):
-        torch.nn.init.normal_(unet.conv_out.weight, std=0.02)
+        randomize_zero_inits(unet)
     return ImagenPipeline(
         text_encoder,
         [

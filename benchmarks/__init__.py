@@ -1,0 +1,1 @@
+"""Benchmarks: speed of the U-Net presets and (later) the DrawBench-style evaluation."""

@@ -1,0 +1,94 @@
+"""Command line: ``python -m imagen_demo generate "PROMPT" --model PATH --out image.png``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .loading import CorruptWeightsError, WeightsNotFoundError
+from .schedulers import SCHEDULERS, THRESHOLDING_MODES
+
+
+def _per_stage(kind):
+    """'50' -> 50 for every stage; '50,20' -> [50, 20], one per stage."""
+
+    def parse(text: str):
+        try:
+            values = [kind(v) for v in text.split(",")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} or a comma-separated list, got {text!r}")
+        return values[0] if len(values) == 1 else values
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m imagen_demo", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="text -> image through the whole cascade")
+    gen.add_argument("prompt")
+    gen.add_argument("--model", help="pipeline folder or hub id (required until a default model ships)")
+    gen.add_argument("--negative-prompt", default=None)
+    gen.add_argument("--seed", type=int, default=None, help="seed of the first image (random when left out)")
+    gen.add_argument("--num-images", type=int, default=1)
+    gen.add_argument("--steps", type=_per_stage(int), default=None, help="denoising steps, e.g. 50 or 50,25 per stage")
+    gen.add_argument("--guidance", type=_per_stage(float), default=None, help="guidance scale, e.g. 5 or 5,3 per stage")
+    gen.add_argument("--scheduler", choices=sorted(SCHEDULERS), default=None)
+    gen.add_argument("--noise-aug", type=float, default=None, help="noise-augmentation level for SR stages, in [0, 1]")
+    gen.add_argument("--thresholding", choices=THRESHOLDING_MODES, default="dynamic")
+    gen.add_argument("--percentile", type=float, default=0.995, help="dynamic thresholding percentile")
+    gen.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+    gen.add_argument("--out", type=Path, default=Path("imagen.png"), help="output file; with several images, -N is added")
+    gen.add_argument("--save-stages", action="store_true", help="also save every stage's image (e.g. the 64x64 base)")
+    return parser
+
+
+def _numbered(path: Path, index: int, count: int, stage: int | None = None) -> Path:
+    stem = path.stem + (f"-{index}" if count > 1 else "") + (f".stage{stage}" if stage is not None else "")
+    return path.with_name(stem + (path.suffix or ".png"))
+
+
+def generate(args: argparse.Namespace) -> list[Path]:
+    import torch
+    from tqdm.auto import tqdm
+
+    from .atomic import save_image
+    from .pipeline import ImagenPipeline
+
+    if args.model is None:
+        raise ValueError("--model is required: no default model is shipped yet; pass a pipeline folder or hub id")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    pipe = ImagenPipeline.from_pretrained(args.model, device=device)
+    with tqdm(total=None, unit="step", desc="sampling") as bar:
+
+        def on_step(event) -> None:
+            bar.total = event.total
+            bar.set_description(f"stage {event.stage + 1}/{event.num_stages}")
+            bar.update(1)
+
+        out = pipe(
+            args.prompt, negative_prompt=args.negative_prompt, num_images_per_prompt=args.num_images, seed=args.seed,
+            guidance_scale=args.guidance, num_inference_steps=args.steps, scheduler=args.scheduler,
+            noise_aug_level=args.noise_aug, thresholding=args.thresholding,
+            dynamic_thresholding_percentile=args.percentile, callback=on_step, return_intermediates=args.save_stages,
+        )
+    written = []
+    for i, (image, seed) in enumerate(zip(out.images, out.seeds)):
+        written.append(save_image(image, _numbered(args.out, i, len(out.images))))
+        print(f"{written[-1]}  (seed {seed})")
+        for stage, images in enumerate(out.stage_images[:-1], start=1):
+            written.append(save_image(images[i], _numbered(args.out, i, len(out.images), stage)))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            generate(args)
+    except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

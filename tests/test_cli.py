@@ -1,0 +1,32 @@
+"""python -m imagen_demo generate, run in-process on a saved tiny pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+
+from imagen_demo.cli import main
+
+
+def test_generate_writes_every_image_and_stage(tiny_pipe_dir, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    args = ["generate", "a red circle", "--model", str(tiny_pipe_dir), "--seed", "4", "--steps", "2,1",
+            "--guidance", "3,1", "--scheduler", "ddim", "--num-images", "2", "--save-stages", "--out", str(out)]
+    assert main(args) == 0
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["x-0.png", "x-0.stage1.png", "x-1.png", "x-1.stage1.png"]
+    assert PIL.Image.open(tmp_path / "x-0.png").size == (32, 32)
+    assert PIL.Image.open(tmp_path / "x-0.stage1.png").size == (16, 16)
+    assert "seed 4" in capsys.readouterr().out
+    again = tmp_path / "again" / "y.png"
+    assert main(args[:-1] + [str(again)]) == 0
+    first = np.asarray(PIL.Image.open(tmp_path / "x-1.png"))
+    assert np.array_equal(first, np.asarray(PIL.Image.open(again.with_name("y-1.png"))))
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+    assert main(["generate", "a red circle", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--model is required" in capsys.readouterr().err
+    assert main(["generate", "a red circle", "--model", str(tmp_path / "missing")]) == 2
+    assert "not available on this machine" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())

@@ -1,0 +1,237 @@
+"""The cascade end to end on tiny random models: shapes, guidance, thresholding, noise augmentation,
+determinism, save/load, schedulers and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from imagen_demo import ImagenPipeline, TextEmbeddings
+from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
+from imagen_demo.low_res import upsample
+from imagen_demo.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
+
+PROMPTS = ["a red circle above a blue square", "two green stars"]
+
+
+def test_every_stage_has_its_size_and_every_output_type(tiny_pipe):
+    out = tiny_pipe(PROMPTS, num_images_per_prompt=2, seed=0, output_type="np", return_intermediates=True)
+    assert out.images.shape == (4, 32, 32, 3)
+    assert [im.shape for im in out.stage_images] == [(4, 16, 16, 3), (4, 32, 32, 3)]
+    assert out.images.min() >= 0 and out.images.max() <= 1 and out.images.std() > 0
+    assert out.seeds == [0, 1, 2, 3]
+    pil = tiny_pipe(PROMPTS[0], seed=0).images
+    assert len(pil) == 1 and isinstance(pil[0], PIL.Image.Image) and pil[0].size == (32, 32)
+    pt = tiny_pipe(PROMPTS[0], seed=0, output_type="pt").images
+    assert pt.shape == (1, 3, 32, 32)
+    np.testing.assert_allclose(pt[0].permute(1, 2, 0).numpy(), np.asarray(pil[0]) / 255, atol=1 / 255 + 1e-6)
+
+
+def test_generate_image_convenience(tiny_pipe):
+    image = tiny_pipe.generate_image("a red circle", seed=5)
+    assert isinstance(image, PIL.Image.Image) and image.size == (32, 32)
+
+
+class _Spy(torch.nn.Module):
+    """Wraps a U-Net and records every forward's inputs."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet, self.calls = unet, []
+
+    @property
+    def config(self):
+        return self.unet.config
+
+    def forward(self, *args):
+        self.calls.append(args)
+        return self.unet(*args)
+
+
+def _text(pipe, prompts, negatives=None):
+    cond = pipe.text_encoder.encode(prompts)
+    return cond if negatives is None else TextEmbeddings.cat([cond, pipe.text_encoder.encode(negatives)])
+
+
+def test_classifier_free_guidance_is_one_batched_forward_with_the_paper_formula(tiny_pipe):
+    stage = tiny_pipe.stages[0]
+    spy = _Spy(stage.unet)
+    stage.unet = spy
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor(500)
+    eps_c = spy.unet(x, t, *vars(_text(tiny_pipe, PROMPTS)).values())
+    eps_u = spy.unet(x, t, *vars(_text(tiny_pipe, ["", ""])).values())
+    assert not torch.allclose(eps_c, eps_u), "text must change the prediction"
+
+    guided = tiny_pipe._predict(stage, x, t, _text(tiny_pipe, PROMPTS, ["", ""]), guidance_scale=4.0)
+    assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 4, "cond + uncond must share one forward"
+    torch.testing.assert_close(guided, eps_u + 4.0 * (eps_c - eps_u), rtol=1e-4, atol=1e-5)
+
+    spy.calls.clear()
+    cond_only = tiny_pipe._predict(stage, x, t, _text(tiny_pipe, PROMPTS), guidance_scale=1.0)
+    assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 2, "guidance 1 must skip the uncond pass"
+    torch.testing.assert_close(cond_only, eps_c)
+
+
+def test_negative_prompt_replaces_the_null_text(tiny_pipe):
+    plain = tiny_pipe(PROMPTS[0], seed=1, output_type="pt").images
+    same = tiny_pipe(PROMPTS[0], negative_prompt="", seed=1, output_type="pt").images
+    negative = tiny_pipe(PROMPTS[0], negative_prompt="two green stars", seed=1, output_type="pt").images
+    torch.testing.assert_close(plain, same)
+    assert not torch.allclose(plain, negative)
+
+
+def test_guidance_one_means_no_unconditional_pass(tiny_pipe):
+    spies = [_Spy(stage.unet) for stage in tiny_pipe.stages]
+    for stage, spy in zip(tiny_pipe.stages, spies):
+        stage.unet = spy
+    tiny_pipe(PROMPTS, seed=0, guidance_scale=[1.0, 2.0], num_inference_steps=2)
+    assert [c[0].shape[0] for c in spies[0].calls] == [2, 2]
+    assert [c[0].shape[0] for c in spies[1].calls] == [4, 4]
+
+
+def test_dynamic_thresholding_matches_the_paper_formula():
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 3, 8, 8, generator=gen) * torch.tensor([0.2, 2.0, 5.0]).view(3, 1, 1, 1)
+    scheduler = sampling_scheduler(training_scheduler("squaredcos_cap_v2", "epsilon"), "ddim", "epsilon", "dynamic", 0.9)
+    got = scheduler._threshold_sample(x0.clone())
+    for i in range(3):
+        s = max(np.percentile(x0[i].abs().numpy(), 90), 1.0)  # s = max(percentile(|x0|, p), 1)
+        expected = np.clip(x0[i].numpy(), -s, s) / s
+        np.testing.assert_allclose(got[i].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert x0[0].abs().max() < 1 and torch.equal(got[0], x0[0]), "a sample inside [-1, 1] is left alone"
+
+    static = sampling_scheduler(training_scheduler("linear", "epsilon"), "ddpm", "epsilon", "static")._threshold_sample(x0.clone())
+    torch.testing.assert_close(static, x0.clamp(-1, 1))
+
+
+@pytest.mark.parametrize("mode,expect_calls", [("dynamic", True), ("static", True), ("none", False)])
+def test_sampling_uses_the_schedulers_thresholding(tiny_pipe, monkeypatch, mode, expect_calls):
+    seen = []
+    original = SCHEDULERS["ddim"]._threshold_sample
+    monkeypatch.setattr(SCHEDULERS["ddim"], "_threshold_sample", lambda self, x: seen.append(self.config.sample_max_value) or original(self, x))
+    tiny_pipe(PROMPTS[0], seed=0, scheduler="ddim", thresholding=mode, num_inference_steps=2)
+    assert bool(seen) == expect_calls
+    if mode == "static":
+        assert set(seen) == {1.0}
+    if mode == "dynamic":
+        assert set(seen) == {math.inf}, "the paper's s = max(p-th percentile, 1) has no upper bound"
+
+
+def test_noise_augmentation_level_reaches_the_super_resolution_unet(tiny_pipe):
+    spy = _Spy(tiny_pipe.stages[1].unet)
+    tiny_pipe.stages[1].unet = spy
+    out = tiny_pipe(PROMPTS[0], seed=0, noise_aug_level=0.0, guidance_scale=1.0, return_intermediates=True, output_type="pt")
+    base = out.stage_images[0] * 2 - 1
+    low_res, level = spy.calls[0][4], spy.calls[0][5]
+    assert torch.all(level == 0.0)
+    torch.testing.assert_close(low_res, upsample(base, 32), atol=2e-3, rtol=0), "level 0 = clean upsampled base image"
+
+    spy.calls.clear()
+    tiny_pipe(PROMPTS[0], seed=0, noise_aug_level=0.35, guidance_scale=1.0)
+    noisy, level = spy.calls[0][4], spy.calls[0][5]
+    assert torch.allclose(level, torch.tensor(0.35))
+    assert (noisy - low_res).abs().mean() > 0.05, "a positive level must corrupt the low-res input"
+    assert all(torch.equal(call[4], noisy) for call in spy.calls), "the augmented image is fixed across steps"
+
+
+def test_seed_determinism_and_batch_independence(tiny_pipe):
+    for scheduler in ("ddpm", "dpm++"):  # ddpm draws noise at every step, dpm++ is deterministic
+        alone = tiny_pipe([PROMPTS[0]], seed=[7], scheduler=scheduler, output_type="pt").images
+        again = tiny_pipe([PROMPTS[0]], seed=[7], scheduler=scheduler, output_type="pt").images
+        crowd = tiny_pipe(["a photo of a cat", PROMPTS[0], PROMPTS[1]], seed=[1, 7, 9], scheduler=scheduler, output_type="pt").images
+        other = tiny_pipe([PROMPTS[0]], seed=[8], scheduler=scheduler, output_type="pt").images
+        assert torch.equal(alone, again)
+        torch.testing.assert_close(alone[0], crowd[1], atol=1e-5, rtol=0)
+        assert (alone - other).abs().max() > 0.05
+
+
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+def test_every_scheduler_drives_every_stage_and_reload_is_identical(tiny_pipe, tiny_pipe_dir, scheduler):
+    loaded = ImagenPipeline.from_pretrained(tiny_pipe_dir)
+    a = tiny_pipe(PROMPTS, seed=3, scheduler=scheduler, output_type="pt").images
+    b = loaded(PROMPTS, seed=3, scheduler=scheduler, output_type="pt").images
+    assert a.shape == (2, 3, 32, 32) and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+
+
+def test_save_by_reference_and_set_scheduler(tiny_pipe, tiny_t5_dir, tmp_path):
+    tiny_pipe.set_scheduler("DPMSolverMultistepScheduler", stage=2)
+    tiny_pipe.save_pretrained(tmp_path / "ref")  # text encoder named by its folder, not stored
+    assert not (tmp_path / "ref" / "text_encoder").exists()
+    loaded = ImagenPipeline.from_pretrained(tmp_path / "ref")
+    assert loaded.text_encoder.name_or_path == str(tiny_t5_dir)
+    assert type(loaded.stages[1].scheduler).__name__ == "DPMSolverMultistepScheduler"
+    assert loaded.stages[1].scheduler.config.beta_schedule == "linear", "swapping keeps the trained noise schedule"
+    torch.testing.assert_close(
+        tiny_pipe(PROMPTS[0], seed=2, output_type="pt").images, loaded(PROMPTS[0], seed=2, output_type="pt").images
+    )
+    tiny_pipe.save_pretrained(tmp_path / "ref")  # overwriting an existing folder works and leaves no debris
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"]
+
+
+def test_callback_reports_every_step_and_previews(tiny_pipe):
+    events = []
+    tiny_pipe(PROMPTS, seed=0, num_inference_steps=[3, 2], callback=events.append, preview_every=2)
+    assert [(e.stage, e.step, e.num_steps) for e in events] == [(0, 1, 3), (0, 2, 3), (0, 3, 3), (1, 1, 2), (1, 2, 2)]
+    assert [e.done for e in events] == [1, 2, 3, 4, 5] and {e.total for e in events} == {5}
+    previews = [(e.stage, e.step, tuple(e.preview.shape)) for e in events if e.preview is not None]
+    assert previews == [(0, 2, (2, 3, 16, 16)), (0, 3, (2, 3, 16, 16)), (1, 2, (2, 3, 32, 32))]
+
+
+def test_super_resolve_a_given_image(tiny_pipe):
+    low = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    events = []
+    out = tiny_pipe("a red circle", image=low, seed=0, callback=events.append)
+    assert out.images[0].size == (32, 32)
+    assert {e.stage for e in events} == {1}, "a 16x16 image starts the cascade at the SR stage"
+    with pytest.raises(ValueError, match="square with side in"):
+        tiny_pipe("a red circle", image=PIL.Image.new("RGB", (20, 20)))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(prompt=[]), "no prompt"),
+        (dict(prompt="   "), "non-empty string"),
+        (dict(prompt="x", num_inference_steps=0), "num_inference_steps"),
+        (dict(prompt="x", num_inference_steps=-3), "num_inference_steps"),
+        (dict(prompt="x", guidance_scale=float("nan")), "guidance_scale"),
+        (dict(prompt="x", guidance_scale=[1.0, 2.0, 3.0]), "3 values but the pipeline has 2 stages"),
+        (dict(prompt="x", noise_aug_level=1.5), "noise_aug_level"),
+        (dict(prompt="x", num_images_per_prompt=0), "num_images_per_prompt"),
+        (dict(prompt="x", seed=-1), "seeds"),
+        (dict(prompt="x", scheduler="euler-magic"), "unknown scheduler"),
+        (dict(prompt="x", scheduler="EulerDiscreteScheduler"), "does not implement thresholding"),
+        (dict(prompt="x", thresholding="sometimes"), "thresholding"),
+        (dict(prompt="x", output_type="gif"), "output_type"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tiny_pipe, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_pipe(**kwargs)
+
+
+def test_missing_and_corrupt_weights_are_clear_errors(tiny_pipe, tmp_path):
+    with pytest.raises(WeightsNotFoundError, match="HF_HUB_OFFLINE=0"):
+        ImagenPipeline.from_pretrained(tmp_path / "nowhere")
+    with pytest.raises(WeightsNotFoundError, match="not available on this machine"):
+        ImagenPipeline.from_pretrained("someone/not-a-cached-model")
+    tiny_pipe.save_pretrained(tmp_path / "p", store_text_encoder=True)
+    weights = tmp_path / "p" / "unet_2" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(CorruptWeightsError, match="corrupt or truncated"):
+        ImagenPipeline.from_pretrained(tmp_path / "p")
+    weights.unlink()
+    with pytest.raises(WeightsNotFoundError, match="U-Net weights"):
+        ImagenPipeline.from_pretrained(tmp_path / "p")
+
+
+def test_nan_weights_stop_with_a_clear_error(tiny_pipe):
+    with torch.no_grad():
+        tiny_pipe.stages[0].unet.conv_out.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="stage 1 produced NaN"):
+        tiny_pipe("a red circle", seed=0)
