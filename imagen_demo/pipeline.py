@@ -23,8 +23,6 @@ import logging
 import math
 import os
 import random
-import shutil
-import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,9 +35,10 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
+from .atomic import atomic_dir
 from .loading import check_safetensors, missing, resolve_folder
 from .low_res import noise_augment, upsample
-from .schedulers import sampling_scheduler, scheduler_class
+from .schedulers import check_thresholding, sampling_scheduler, scheduler_class
 from .text_encoder import TextEmbeddings, TextEncoder
 from .unet import EfficientUNet
 
@@ -84,12 +83,28 @@ class ImagenPipelineOutput:
 
 
 @dataclass
-class _StageRun:
-    """Validated per-stage sampling settings."""
+class StageSettings:
+    """How one stage is sampled; checked on creation so bad input fails before any work."""
 
     guidance_scale: float
     num_inference_steps: int
-    scheduler: str | None
+    scheduler: str | type[SchedulerMixin] | None = None  # None: the stage's own scheduler class
+    noise_aug_level: float = 0.0  # used by super-resolution stages
+    thresholding: str = "dynamic"
+    percentile: float = 0.995
+
+    def __post_init__(self):
+        w, steps, level = self.guidance_scale, self.num_inference_steps, self.noise_aug_level
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"guidance_scale must be a finite number >= 0, got {w!r}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"num_inference_steps must be a whole number >= 1, got {steps!r}")
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
+            raise ValueError(f"noise_aug_level must be in [0, 1], got {level!r}")
+        check_thresholding(self.thresholding, self.percentile)
+        if self.scheduler is not None:
+            scheduler_class(self.scheduler)
+        self.guidance_scale, self.noise_aug_level = float(w), float(level)
 
 
 def _per_stage(value, num_stages: int, name: str) -> list:
@@ -105,6 +120,67 @@ def _predicted_original(scheduler: SchedulerMixin, sample, t, model_output, pred
     if prediction_type == "v_prediction":
         return alpha_bar.sqrt() * sample - (1 - alpha_bar).sqrt() * model_output
     return (sample - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
+
+
+def guided_prediction(unet, x, t, text: TextEmbeddings, guidance_scale: float, low_res=None, noise_level=None,
+                      autocast_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
+    """Model output with classifier-free guidance: eps_u + w (eps_c - eps_u), cond and uncond in one forward.
+
+    `text` holds the conditional embeddings, followed by the unconditional ones when it is twice as long as x.
+    """
+    guided = len(text) == 2 * len(x)
+    double = (lambda v: None if v is None else torch.cat([v, v])) if guided else (lambda v: v)
+    autocast = torch.autocast("cuda", dtype=autocast_dtype) if x.device.type == "cuda" else nullcontext()
+    with autocast:
+        out = unet(double(x), t, text.embeddings, text.mask, double(low_res), double(noise_level)).float()
+    if not guided:
+        return out
+    cond, uncond = out.chunk(2)
+    return uncond + guidance_scale * (cond - uncond)
+
+
+@torch.no_grad()
+def sample_stage(
+    stage: Stage,
+    settings: StageSettings,
+    text: TextEmbeddings,
+    generators: list[torch.Generator],
+    low_res: torch.Tensor | None = None,
+    progress: Callable[[int, Callable[[], torch.Tensor]], None] | None = None,
+    autocast_dtype: torch.dtype = torch.bfloat16,
+) -> torch.Tensor:
+    """Run one stage's denoising loop and return images in [-1, 1].
+
+    `text` is conditional embeddings, then unconditional ones when guidance_scale != 1. `low_res` is the
+    previous stage's output (any size) for a super-resolution stage. `progress(step, preview)` is called
+    after each step; `preview()` computes the predicted clean image only if the caller wants it.
+    """
+    unet = stage.unet
+    device, batch = next(unet.parameters()).device, len(generators)
+    prediction_type = unet.config.prediction_type
+    scheduler = sampling_scheduler(stage.scheduler, settings.scheduler, prediction_type, settings.thresholding, settings.percentile)
+    scheduler.set_timesteps(settings.num_inference_steps, device=device)
+    shape = (batch, unet.config.out_channels, stage.size, stage.size)
+    x = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32) * scheduler.init_noise_sigma
+    level = None
+    if low_res is not None:
+        noise = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32)
+        low_res = noise_augment(upsample(low_res.to(device), stage.size), settings.noise_aug_level, noise)
+        level = torch.full((batch,), settings.noise_aug_level, device=device)
+    if settings.guidance_scale == 1.0:
+        text = TextEmbeddings(text.embeddings[:batch], text.mask[:batch])
+    # Stochastic schedulers draw step noise from each image's own generator; deterministic ones take none.
+    step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
+    for i, t in enumerate(scheduler.timesteps):
+        model_input = scheduler.scale_model_input(x, t)
+        out = guided_prediction(unet, model_input, t, text, settings.guidance_scale, low_res, level, autocast_dtype)
+        if torch.isnan(out).any():
+            raise FloatingPointError(f"NaN in the model output at step {i + 1}; the weights may be broken")
+        x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
+        if progress is not None:
+            progress(i + 1, lambda: _predicted_original(scheduler, x, t, out, prediction_type).clamp(-1, 1))
+        x = x_prev
+    return x.clamp(-1, 1)
 
 
 class ImagenPipeline:
@@ -136,16 +212,13 @@ class ImagenPipeline:
     # ----------------------------------------------------------------------------------- save / load
     def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False) -> None:
         """Write the folder atomically: a crash mid-save leaves any previous copy intact."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-        try:
-            index = {
-                "_class_name": type(self).__name__,
-                "text_encoder": {"name_or_path": self.text_encoder.name_or_path, "max_length": self.text_encoder.max_length},
-                "stages": [],
-                "defaults": self.defaults,
-            }
+        index = {
+            "_class_name": type(self).__name__,
+            "text_encoder": {"name_or_path": self.text_encoder.name_or_path, "max_length": self.text_encoder.max_length},
+            "stages": [],
+            "defaults": self.defaults,
+        }
+        with atomic_dir(path) as tmp:
             if store_text_encoder:
                 self.text_encoder.save_pretrained(tmp / "text_encoder")
                 index["text_encoder"]["name_or_path"] = "text_encoder"
@@ -154,15 +227,6 @@ class ImagenPipeline:
                 stage.scheduler.save_pretrained(tmp / f"scheduler_{i}")
                 index["stages"].append({"unet": f"unet_{i}", "scheduler": f"scheduler_{i}"})
             (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
-            old = path.with_name(f".{path.name}.old")
-            if path.exists():
-                shutil.rmtree(old, ignore_errors=True)
-                path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
 
     @classmethod
     def from_pretrained(
@@ -224,20 +288,16 @@ class ImagenPipeline:
                 raise ValueError(f"every prompt must be a non-empty string describing the image, got {p!r}")
         return prompts
 
-    def _stage_runs(self, guidance_scale, num_inference_steps, scheduler) -> list[_StageRun]:
+    def _stage_settings(self, guidance_scale, num_inference_steps, scheduler, **shared) -> list[StageSettings]:
         n = len(self.stages)
-        runs = []
-        for w, steps, sched in zip(
-            _per_stage(guidance_scale, n, "guidance_scale"),
-            _per_stage(num_inference_steps, n, "num_inference_steps"),
-            _per_stage(scheduler, n, "scheduler"),
-        ):
-            if not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
-                raise ValueError(f"guidance_scale must be a finite number >= 0, got {w!r}")
-            if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-                raise ValueError(f"num_inference_steps must be a whole number >= 1, got {steps!r}")
-            runs.append(_StageRun(float(w), steps, sched))
-        return runs
+        return [
+            StageSettings(w, steps, sched, **shared)
+            for w, steps, sched in zip(
+                _per_stage(guidance_scale, n, "guidance_scale"),
+                _per_stage(num_inference_steps, n, "num_inference_steps"),
+                _per_stage(scheduler if scheduler is not None else self.defaults["scheduler"], n, "scheduler"),
+            )
+        ]
 
     def _generators(self, seed, generator, count: int) -> tuple[list[torch.Generator], list[int]]:
         """One CPU generator per image (noise is drawn on CPU, so results match across devices)."""
@@ -274,53 +334,6 @@ class ImagenPipeline:
             )
         return sizes[tensor.shape[-1]], tensor.float()
 
-    def _predict(self, stage: Stage, x, t, text: TextEmbeddings, guidance_scale: float, low_res=None, noise_level=None):
-        """Model output with classifier-free guidance: eps_u + w (eps_c - eps_u), cond and uncond in one forward.
-
-        `text` holds the conditional embeddings, followed by the unconditional ones when w != 1.
-        """
-        guided = len(text) == 2 * len(x)
-        double = (lambda v: None if v is None else torch.cat([v, v])) if guided else (lambda v: v)
-        autocast = torch.autocast("cuda", dtype=self.autocast_dtype) if x.device.type == "cuda" else nullcontext()
-        with autocast:
-            out = stage.unet(double(x), t, text.embeddings, text.mask, double(low_res), double(noise_level)).float()
-        if not guided:
-            return out
-        cond, uncond = out.chunk(2)
-        return uncond + guidance_scale * (cond - uncond)
-
-    def _sample_stage(
-        self, index: int, run: _StageRun, text: TextEmbeddings, generators, low_res, noise_aug_level: float,
-        thresholding: str, percentile: float, progress: Callable[[int, Callable[[], torch.Tensor]], None],
-    ) -> torch.Tensor:
-        stage = self.stages[index]
-        prediction_type = stage.unet.config.prediction_type
-        scheduler = sampling_scheduler(
-            stage.scheduler, run.scheduler or self.defaults["scheduler"], prediction_type, thresholding, percentile
-        )
-        device, batch = self.device, len(generators)
-        scheduler.set_timesteps(run.num_inference_steps, device=device)
-        shape = (batch, stage.unet.config.out_channels, stage.size, stage.size)
-        x = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32) * scheduler.init_noise_sigma
-        level = None
-        if low_res is not None:
-            noise = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32)
-            low_res = noise_augment(upsample(low_res.to(device), stage.size), noise_aug_level, noise)
-            level = torch.full((batch,), noise_aug_level, device=device)
-        if run.guidance_scale == 1.0:
-            text = TextEmbeddings(text.embeddings[:batch], text.mask[:batch])
-        # Stochastic schedulers draw step noise from each image's own generator; deterministic ones take none.
-        step_kwargs = {"generator": generators} if "generator" in inspect.signature(scheduler.step).parameters else {}
-        for i, t in enumerate(scheduler.timesteps):
-            model_input = scheduler.scale_model_input(x, t)
-            out = self._predict(stage, model_input, t, text, run.guidance_scale, low_res, level)
-            if torch.isnan(out).any():
-                raise FloatingPointError(f"stage {index + 1} produced NaN at step {i + 1}; the weights may be broken")
-            x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
-            progress(i + 1, lambda: _predicted_original(scheduler, x, t, out, prediction_type).clamp(-1, 1))
-            x = x_prev
-        return x.clamp(-1, 1)
-
     @torch.no_grad()
     def __call__(
         self,
@@ -354,13 +367,13 @@ class ImagenPipeline:
             raise ValueError(f"num_images_per_prompt must be a whole number >= 1, got {num_images_per_prompt!r}")
         if output_type not in OUTPUT_TYPES:
             raise ValueError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}")
-        noise_aug_level = self.defaults["noise_aug_level"] if noise_aug_level is None else noise_aug_level
-        if not isinstance(noise_aug_level, (int, float)) or not 0.0 <= noise_aug_level <= 1.0:
-            raise ValueError(f"noise_aug_level must be in [0, 1], got {noise_aug_level!r}")
-        runs = self._stage_runs(
+        runs = self._stage_settings(
             self.defaults["guidance_scale"] if guidance_scale is None else guidance_scale,
             self.defaults["num_inference_steps"] if num_inference_steps is None else num_inference_steps,
             scheduler,
+            noise_aug_level=self.defaults["noise_aug_level"] if noise_aug_level is None else noise_aug_level,
+            thresholding=thresholding,
+            percentile=dynamic_thresholding_percentile,
         )
         start, x = self._start_stage(image)
         prompts = [p for p in prompts for _ in range(num_images_per_prompt)]
@@ -397,9 +410,10 @@ class ImagenPipeline:
                     callback(ProgressEvent(index, len(self.stages), step, run.num_inference_steps, done, total,
                                            preview() if wanted else None))
 
-            x = self._sample_stage(
-                index, run, text, generators, x, noise_aug_level, thresholding, dynamic_thresholding_percentile, progress
-            )
+            try:
+                x = sample_stage(self.stages[index], run, text, generators, x, progress, self.autocast_dtype)
+            except FloatingPointError as err:
+                raise FloatingPointError(f"stage {index + 1}: {err}") from err
             stage_images.append(x)
 
         convert = lambda images: self.image_processor.postprocess(images.float().cpu(), output_type=output_type)

@@ -39,6 +39,13 @@ def scheduler_class(name_or_class: str | type[SchedulerMixin]) -> type[Scheduler
     return cls
 
 
+def check_thresholding(mode: str, percentile: float) -> None:
+    if mode not in THRESHOLDING_MODES:
+        raise ValueError(f"thresholding must be one of {THRESHOLDING_MODES}, got {mode!r}")
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float)) or not 0.0 < percentile <= 1.0:
+        raise ValueError(f"dynamic thresholding percentile must be in (0, 1], got {percentile!r}")
+
+
 def training_scheduler(beta_schedule: str, prediction_type: str) -> DDPMScheduler:
     """The schedule a stage is trained with: cosine for the base, linear for super-resolution (the paper's)."""
     return DDPMScheduler(
@@ -58,10 +65,7 @@ def sampling_scheduler(
     percentile: float = 0.995,
 ) -> SchedulerMixin:
     """A fresh scheduler for one sampling run, sharing `base`'s noise schedule."""
-    if thresholding not in THRESHOLDING_MODES:
-        raise ValueError(f"thresholding must be one of {THRESHOLDING_MODES}, got {thresholding!r}")
-    if not 0.0 < percentile <= 1.0:
-        raise ValueError(f"dynamic thresholding percentile must be in (0, 1], got {percentile}")
+    check_thresholding(thresholding, percentile)
     cls = scheduler_class(name_or_class if name_or_class is not None else type(base))
     options = dict(
         prediction_type=prediction_type,

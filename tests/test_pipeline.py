@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from imagen_demo import ImagenPipeline, TextEmbeddings
+from imagen_demo.pipeline import guided_prediction
 from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.low_res import upsample
 from imagen_demo.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
@@ -66,12 +67,12 @@ def test_classifier_free_guidance_is_one_batched_forward_with_the_paper_formula(
     eps_u = spy.unet(x, t, *vars(_text(tiny_pipe, ["", ""])).values())
     assert not torch.allclose(eps_c, eps_u), "text must change the prediction"
 
-    guided = tiny_pipe._predict(stage, x, t, _text(tiny_pipe, PROMPTS, ["", ""]), guidance_scale=4.0)
+    guided = guided_prediction(spy, x, t, _text(tiny_pipe, PROMPTS, ["", ""]), guidance_scale=4.0)
     assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 4, "cond + uncond must share one forward"
     torch.testing.assert_close(guided, eps_u + 4.0 * (eps_c - eps_u), rtol=1e-4, atol=1e-5)
 
     spy.calls.clear()
-    cond_only = tiny_pipe._predict(stage, x, t, _text(tiny_pipe, PROMPTS), guidance_scale=1.0)
+    cond_only = guided_prediction(spy, x, t, _text(tiny_pipe, PROMPTS), guidance_scale=1.0)
     assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 2, "guidance 1 must skip the uncond pass"
     torch.testing.assert_close(cond_only, eps_c)
 
@@ -207,6 +208,7 @@ def test_super_resolve_a_given_image(tiny_pipe):
         (dict(prompt="x", scheduler="euler-magic"), "unknown scheduler"),
         (dict(prompt="x", scheduler="EulerDiscreteScheduler"), "does not implement thresholding"),
         (dict(prompt="x", thresholding="sometimes"), "thresholding"),
+        (dict(prompt="x", dynamic_thresholding_percentile=1.5), "percentile"),
         (dict(prompt="x", output_type="gif"), "output_type"),
     ],
 )
@@ -233,5 +235,5 @@ def test_missing_and_corrupt_weights_are_clear_errors(tiny_pipe, tmp_path):
 def test_nan_weights_stop_with_a_clear_error(tiny_pipe):
     with torch.no_grad():
         tiny_pipe.stages[0].unet.conv_out.bias.fill_(float("nan"))
-    with pytest.raises(FloatingPointError, match="stage 1 produced NaN"):
+    with pytest.raises(FloatingPointError, match="stage 1: NaN"):
         tiny_pipe("a red circle", seed=0)
