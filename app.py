@@ -1,7 +1,7 @@
 """Gradio demo entry point (Hugging Face Spaces' app_file).
 
-For now a single Generate form over a pipeline folder given with --model or IMAGEN_MODEL; the full demo
-(stage previews, compare, benchmark browser) is its own issue.
+For now a single Generate form over the shipped default model (or a pipeline folder / hub id given with
+--model or IMAGEN_MODEL); the full demo (stage previews, compare, benchmark browser) is its own issue.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+
+from imagen_demo.loading import DEFAULT_MODEL
 
 
 def build_demo(model: str):
@@ -31,11 +33,9 @@ def build_demo(model: str):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Serve the imagen_demo web demo.")
-    parser.add_argument("--model", default=os.environ.get("IMAGEN_MODEL"), help="pipeline folder or hub id")
+    parser.add_argument("--model", default=os.environ.get("IMAGEN_MODEL", DEFAULT_MODEL),
+                        help="pipeline folder, hub id, or 'default' (the shipped shapes model)")
     args = parser.parse_args(argv)
-    if not args.model:
-        print("error: pass --model PATH (or set IMAGEN_MODEL): no default model is shipped yet", file=sys.stderr)
-        return 2
     build_demo(args.model).queue(max_size=16).launch()
     return 0
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .loading import CorruptWeightsError, WeightsNotFoundError
+from .loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
+from .training import TrainingDivergedError, assemble, load_recipe, train_stage
 from .schedulers import SCHEDULERS, THRESHOLDING_MODES
 
 
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="text -> image through the whole cascade")
     gen.add_argument("prompt")
-    gen.add_argument("--model", help="pipeline folder or hub id (required until a default model ships)")
+    gen.add_argument("--model", default=DEFAULT_MODEL, help="pipeline folder, hub id, or 'default' (the shipped shapes model)")
     gen.add_argument("--negative-prompt", default=None)
     gen.add_argument("--seed", type=int, default=None, help="seed of the first image (random when left out)")
     gen.add_argument("--num-images", type=int, default=1)
@@ -41,6 +42,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     gen.add_argument("--out", type=Path, default=Path("imagen.png"), help="output file; with several images, -N is added")
     gen.add_argument("--save-stages", action="store_true", help="also save every stage's image (e.g. the 64x64 base)")
+
+    train = commands.add_parser("train", help="train one cascade stage from a recipe (accelerate launch works too)")
+    train.add_argument("--config", type=Path, required=True, help="recipe TOML, e.g. recipes/shapes-default.toml")
+    train.add_argument("--stage", type=int, required=True, help="1 = base, 2 = first super-resolution stage, ...")
+    train.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    train.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
+    train.add_argument("--device", default=None, help="cpu to force the CPU; default: the GPU when there is one")
+    train.add_argument("--assemble", action="store_true", help="afterwards, write the recipe's pipeline folder")
+
+    assemble = commands.add_parser("assemble", help="gather every trained stage into one pipeline folder")
+    assemble.add_argument("--config", type=Path, required=True)
+    assemble.add_argument("--out", type=Path, default=None, help="default: the recipe's output")
     return parser
 
 
@@ -56,8 +69,6 @@ def generate(args: argparse.Namespace) -> list[Path]:
     from .atomic import save_image
     from .pipeline import ImagenPipeline
 
-    if args.model is None:
-        raise ValueError("--model is required: no default model is shipped yet; pass a pipeline folder or hub id")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = ImagenPipeline.from_pretrained(args.model, device=device)
     with tqdm(total=None, unit="step", desc="sampling") as bar:
@@ -88,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "generate":
             generate(args)
-    except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError) as err:
+        elif args.command in ("train", "assemble"):
+
+            recipe = load_recipe(args.config)
+            if args.command == "train":
+                print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device))
+            if args.command == "assemble" or args.assemble:
+                print(assemble(recipe, getattr(args, "out", None)))
+    except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError, FileExistsError,
+            FileNotFoundError, TrainingDivergedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -17,6 +17,11 @@ _HOW_TO_PROVIDE = (
 )
 
 
+# Pipelines that ship inside the package, by name; "default" is what the CLI and the demo use.
+SHIPPED_MODELS: dict[str, Path] = {"default": Path(__file__).parent / "weights" / "shapes-default"}
+DEFAULT_MODEL = "default"
+
+
 class WeightsNotFoundError(FileNotFoundError):
     """Weights (or a config) named by the user are not on this machine and may not be downloaded."""
 
@@ -35,7 +40,15 @@ def missing(what: str, name: str | os.PathLike) -> WeightsNotFoundError:
 
 
 def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
-    """A local folder as is, else a hub id resolved through the cache (or the hub when allowed)."""
+    """A shipped model's name, a local folder as is, else a hub id resolved through the cache (or the hub when allowed)."""
+    if str(name_or_path) in SHIPPED_MODELS:
+        path = SHIPPED_MODELS[str(name_or_path)]
+        if not path.is_dir():
+            raise WeightsNotFoundError(
+                f"the shipped model '{name_or_path}' is missing from {path}; reinstall the package, or rebuild it with "
+                "the commands in recipes/shapes-default.toml"
+            )
+        return path
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path

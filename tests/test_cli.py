@@ -6,6 +6,7 @@ import numpy as np
 import PIL.Image
 
 from imagen_demo.cli import main
+from imagen_demo.loading import SHIPPED_MODELS
 
 
 def test_generate_writes_every_image_and_stage(tiny_pipe_dir, tmp_path, capsys):
@@ -24,9 +25,10 @@ def test_generate_writes_every_image_and_stage(tiny_pipe_dir, tmp_path, capsys):
     assert np.array_equal(first, np.asarray(PIL.Image.open(again.with_name("y-1.png"))))
 
 
-def test_errors_are_one_line_not_a_traceback(tmp_path, capsys):
+def test_errors_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(SHIPPED_MODELS, "default", tmp_path / "deleted")
     assert main(["generate", "a red circle", "--out", str(tmp_path / "x.png")]) == 2
-    assert "--model is required" in capsys.readouterr().err
+    assert "shipped model 'default' is missing" in capsys.readouterr().err
     assert main(["generate", "a red circle", "--model", str(tmp_path / "missing")]) == 2
     assert "not available on this machine" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -1,0 +1,93 @@
+"""Recipes: one TOML file describes a whole cascade's training, so anyone can reproduce a model.
+
+See recipes/shapes-default.toml for a commented example.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..presets import PRESETS
+
+
+@dataclass
+class StageRecipe:
+    """How one stage is trained. Super-resolution stages also say the size of the image they upsample."""
+
+    preset: str
+    overrides: dict = field(default_factory=dict)  # EfficientUNet config fields on top of the preset
+    beta_schedule: str = "squaredcos_cap_v2"  # the paper: cosine for the base, linear for SR
+    low_res_size: int | None = None  # SR only: the previous stage's resolution
+    crop_size: int | None = None  # SR only: train on random crops of this side (fully convolutional)
+    max_noise_aug: float = 0.5  # SR only: augmentation level ~ U[0, max_noise_aug]
+    batch_size: int = 16
+    gradient_accumulation: int = 1
+    learning_rate: float = 2e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    cond_drop_prob: float = 0.1  # the paper drops text for 10% of examples (classifier-free guidance)
+    steps: int = 10_000
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {sorted(PRESETS)}")
+        for name in ("batch_size", "gradient_accumulation", "steps", "checkpoint_every", "sample_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.cond_drop_prob < 1 or not 0 <= self.max_noise_aug <= 1:
+            raise ValueError("cond_drop_prob must be in [0, 1) and max_noise_aug in [0, 1]")
+
+    @property
+    def unet_config(self) -> dict:
+        return {**PRESETS[self.preset], **self.overrides}
+
+    @property
+    def is_super_resolution(self) -> bool:
+        return bool(self.unet_config.get("low_res_conditioning"))
+
+
+@dataclass
+class Recipe:
+    name: str
+    output: str  # where the assembled pipeline folder goes
+    run_dir: str  # checkpoints, logs, sample grids
+    stages: list[StageRecipe]
+    text_encoder: str = "minilm"
+    max_length: int = 32
+    data: dict = field(default_factory=lambda: {"kind": "shapes"})
+    defaults: dict = field(default_factory=dict)  # sampling defaults saved with the model
+
+    def __post_init__(self):
+        if not self.stages:
+            raise ValueError("a recipe needs at least one [[stages]] table")
+        for i, stage in enumerate(self.stages[1:], start=1):
+            if not stage.is_super_resolution or stage.low_res_size != self.stages[i - 1].unet_config["sample_size"]:
+                raise ValueError(f"stage {i + 1} must be super-resolution with low_res_size = stage {i}'s sample_size")
+
+    def stage_dir(self, stage: int) -> Path:
+        return Path(self.run_dir) / f"stage_{stage}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a recipe TOML; unknown keys are errors (a typo must not silently change training)."""
+    raw = tomllib.loads(Path(path).read_text())
+    allowed = {f.name for f in fields(StageRecipe)}
+    stages = []
+    for i, stage in enumerate(raw.pop("stages", []), start=1):
+        unknown = set(stage) - allowed
+        if unknown:
+            raise ValueError(f"{path}: stage {i} has unknown keys {sorted(unknown)}")
+        stages.append(StageRecipe(**stage))
+    unknown = set(raw) - {f.name for f in fields(Recipe)}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}")
+    return Recipe(stages=stages, **raw)

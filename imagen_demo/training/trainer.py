@@ -1,0 +1,293 @@
+"""Train one cascade stage, then assemble the trained stages into a pipeline folder.
+
+Everything random in a step (which examples, timesteps, noise, dropped captions, augmentation levels, crops,
+dropout) is drawn from a generator seeded by (seed, step), so a run resumed from a checkpoint continues
+exactly as the uninterrupted run would have: the only state is the weights, the optimizer, the EMA and
+the step count, all written together and atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import math
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler
+from diffusers.image_processor import VaeImageProcessor
+
+from ..atomic import atomic_dir, save_image
+from ..low_res import noise_augment, upsample
+from ..pipeline import ImagenPipeline, Stage, StageSettings, sample_stage
+from ..schedulers import training_scheduler
+from ..text_encoder import TextEmbeddings, TextEncoder
+from ..unet import EfficientUNet
+from .data import make_data
+from .recipe import Recipe, StageRecipe
+
+CHECKPOINT, FINAL, LOSS_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "samples"
+LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
+GRID_SIZE = 4  # prompts in each periodic sample grid
+GRID_STEPS = 25
+GRAD_CLIP = 1.0
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
+
+
+def _generator(seed: int, *path: int) -> torch.Generator:
+    """An independent CPU generator for one (seed, step, micro-batch, ...) coordinate."""
+    mixed = seed
+    for value in path:
+        mixed = (mixed * 1_000_003 + value + 1) % (2**63 - 1)
+    return torch.Generator().manual_seed(mixed)
+
+
+def _lr(recipe: StageRecipe, step: int) -> float:
+    """Linear warm-up, then constant (the paper's schedule)."""
+    return recipe.learning_rate * min(1.0, (step + 1) / max(recipe.warmup_steps, 1))
+
+
+def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
+    return F.interpolate(images, size=(size, size), mode="area")
+
+
+class StageTrainer:
+    """One stage's model, optimizer, EMA and data; `run()` trains until the recipe's step count or a time limit."""
+
+    def __init__(self, recipe: Recipe, stage: int, resume: bool = False, device: str | None = None, show_progress: bool = True):
+        from accelerate import Accelerator
+        from diffusers.training_utils import EMAModel
+
+        if not 1 <= stage <= len(recipe.stages):
+            raise ValueError(f"stage must be in 1..{len(recipe.stages)}, got {stage}")
+        self.recipe, self.stage_index = recipe, stage
+        self.config: StageRecipe = recipe.stages[stage - 1]
+        self.dir = recipe.stage_dir(stage)
+        self.show_progress = show_progress
+        cpu = device == "cpu" or not torch.cuda.is_available()
+        self.accelerator = Accelerator(cpu=cpu, mixed_precision="no" if cpu else "bf16")
+        self.device = self.accelerator.device
+
+        checkpoint = self.dir / CHECKPOINT
+        if checkpoint.exists() and not resume:
+            raise FileExistsError(f"{checkpoint} already exists: pass --resume to continue it, or set another run_dir")
+        self.text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length).to(self.device)
+        unet_config = {**self.config.unet_config, "text_embed_dim": self.text_encoder.dim}
+        self.step = 0
+        if resume and checkpoint.exists():
+            state = json.loads((checkpoint / "state.json").read_text())
+            if state["unet_config"] != json.loads(json.dumps(unet_config)):
+                raise ValueError(f"{checkpoint} was trained with another U-Net config; it cannot be resumed with this recipe")
+            self.step = state["step"]
+            unet = EfficientUNet.from_pretrained(checkpoint / "unet", use_safetensors=True)
+            self.ema = EMAModel.from_pretrained(checkpoint / "ema", model_cls=EfficientUNet)
+        else:
+            torch.manual_seed(self.config.seed)
+            unet = EfficientUNet(**unet_config)
+            self.ema = EMAModel(unet.parameters(), decay=self.config.ema_decay, model_cls=EfficientUNet, model_config=unet.config)
+        self.unet_config = unet_config
+        self.checkpoint_step = self.step  # the step of the checkpoint on disk (0: none yet)
+        self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
+        self.scheduler = training_scheduler(self.config.beta_schedule, unet.config.prediction_type)
+        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        if resume and checkpoint.exists():
+            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
+        self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
+        self.ema.to(self.device)
+        self.data = make_data(recipe.data, seed=self.config.seed)
+        self._truncate_loss_log()
+
+    # ------------------------------------------------------------------------------------------- one step
+    def _batch(self, step: int, micro: int) -> tuple[list[str], torch.Tensor]:
+        """The images the model sees at this (step, micro-batch) on this process, and their captions."""
+        c, acc = self.config, self.accelerator
+        index = (step * c.gradient_accumulation + micro) * acc.num_processes + acc.process_index
+        return self.data.batch(index, c.batch_size, self.size)
+
+    def loss(self, step: int, micro: int) -> torch.Tensor:
+        """Denoising loss of one micro-batch: MSE to epsilon or v at a random timestep."""
+        c = self.config
+        captions, x0 = self._batch(step, micro)
+        g = _generator(c.seed, step, micro, self.accelerator.process_index)
+        batch = len(captions)
+        drop = torch.rand(batch, generator=g) < c.cond_drop_prob
+        captions = ["" if d else text for d, text in zip(drop.tolist(), captions)]  # null text = empty prompt
+        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), generator=g)
+        extra = {}
+        if self.config.is_super_resolution:
+            low_res = upsample(_area_downsample(x0, c.low_res_size), self.size)
+            level = torch.rand(batch, generator=g) * c.max_noise_aug
+            low_res = noise_augment(low_res, level, torch.randn(low_res.shape, generator=g))
+            if c.crop_size and c.crop_size < self.size:
+                top, left = (int(v) for v in torch.randint(0, self.size - c.crop_size + 1, (2,), generator=g))
+                crop = (slice(None), slice(None), slice(top, top + c.crop_size), slice(left, left + c.crop_size))
+                x0, low_res = x0[crop], low_res[crop]
+            extra = dict(low_res=low_res.to(self.device), noise_level=level.to(self.device))
+        noise = torch.randn(x0.shape, generator=g)
+        x0, noise, t = x0.to(self.device), noise.to(self.device), t.to(self.device)
+        noisy = self.scheduler.add_noise(x0, noise, t)
+        target = self.scheduler.get_velocity(x0, noise, t) if self.prediction_type == "v_prediction" else noise
+        text = self.text_encoder.encode(captions)
+        torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
+        with self.accelerator.autocast():
+            prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
+        return F.mse_loss(prediction.float(), target)
+
+    def train_step(self, step: int) -> float:
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = _lr(c, step)
+        total = 0.0
+        for micro in range(c.gradient_accumulation):
+            last = micro == c.gradient_accumulation - 1
+            with nullcontext() if last else self.accelerator.no_sync(self.unet):
+                loss = self.loss(step, micro)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"stage {self.stage_index}: loss is {loss.item()} at step {step + 1}; stopped. The last good "
+                        f"checkpoint ({self.dir / CHECKPOINT}, step {self.checkpoint_step}) is kept; lower learning_rate and --resume"
+                    )
+                self.accelerator.backward(loss / c.gradient_accumulation)
+            total += loss.item() / c.gradient_accumulation
+        self.accelerator.clip_grad_norm_(self.unet.parameters(), GRAD_CLIP)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.ema.step(self.accelerator.unwrap_model(self.unet).parameters())
+        return total
+
+    # ----------------------------------------------------------------------------------------- the loop
+    def run(self, max_minutes: float | None = None) -> Path:
+        """Train to the recipe's step count (or until `max_minutes`), checkpointing as it goes; returns final/."""
+        from tqdm.auto import tqdm
+
+        c, main = self.config, self.accelerator.is_main_process
+        start, images = time.monotonic(), 0
+        per_step = c.batch_size * c.gradient_accumulation * self.accelerator.num_processes
+        bar = tqdm(total=c.steps, initial=self.step, desc=f"stage {self.stage_index}", unit="step",
+                   disable=not (main and self.show_progress))
+        self.unet.train()
+        deadline = math.inf if max_minutes is None else start + 60 * max_minutes
+        with bar, self._checkpoint_on_interrupt():
+            while self.step < c.steps and time.monotonic() < deadline:
+                loss = self.train_step(self.step)
+                self.step += 1
+                images += per_step
+                rate = images / max(time.monotonic() - start, 1e-9)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
+                if main:
+                    self._log(loss, rate, time.monotonic() - start)
+                if self.step % c.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self.step % c.sample_every == 0 and main:
+                    self.sample_grid()
+        if self.step != self.checkpoint_step:
+            self.save_checkpoint()
+        return self.export()
+
+    @contextmanager
+    def _checkpoint_on_interrupt(self):
+        """Ctrl-C (or `kill -INT`) saves the steps done so far before stopping; SIGKILL loses < checkpoint_every."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            if self.step != self.checkpoint_step:
+                self.save_checkpoint()
+            raise
+
+    def _truncate_loss_log(self) -> None:
+        """Keep only rows up to the resumed step, so the log never holds steps that were redone."""
+        path = self.dir / LOSS_LOG
+        if not path.exists() or not self.accelerator.is_main_process:
+            return
+        with path.open() as f:
+            rows = [row for row in csv.DictReader(f) if int(row["step"]) <= self.step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, LOSS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _log(self, loss: float, rate: float, elapsed: float) -> None:
+        path = self.dir / LOSS_LOG
+        new = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(LOSS_COLUMNS)
+            writer.writerow([self.step, f"{loss:.6f}", f"{_lr(self.config, self.step - 1):.3g}", f"{rate:.2f}", f"{elapsed:.1f}"])
+
+    # ------------------------------------------------------------------------------------ save / sample
+    def save_checkpoint(self) -> Path:
+        """Weights, EMA, optimizer and step in one folder that replaces the previous one atomically."""
+        self.accelerator.wait_for_everyone()
+        path = self.dir / CHECKPOINT
+        if self.accelerator.is_main_process:
+            with atomic_dir(path) as tmp:
+                self.accelerator.unwrap_model(self.unet).save_pretrained(tmp / "unet", safe_serialization=True)
+                self.ema.save_pretrained(tmp / "ema")
+                torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+                state = {"step": self.step, "unet_config": self.unet_config, "recipe": asdict(self.config)}
+                (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+        self.checkpoint_step = self.step
+        return path
+
+    def ema_unet(self) -> EfficientUNet:
+        """A copy of the U-Net holding the EMA weights, in eval mode."""
+        unet = copy.deepcopy(self.accelerator.unwrap_model(self.unet))
+        self.ema.copy_to(unet.parameters())
+        return unet.eval().requires_grad_(False)
+
+    def export(self) -> Path:
+        """final/: the EMA U-Net and the scheduler it was trained with, what `assemble` reads."""
+        path = self.dir / FINAL
+        if self.accelerator.is_main_process:
+            with atomic_dir(path) as tmp:
+                self.ema_unet().save_pretrained(tmp / "unet", safe_serialization=True)
+                self.scheduler.save_pretrained(tmp / "scheduler")
+                (tmp / "state.json").write_text(json.dumps({"step": self.step}) + "\n")
+        return path
+
+    @torch.no_grad()
+    def sample_grid(self) -> Path:
+        """Top row: training targets; bottom row: EMA samples for their captions (SR: from their low-res)."""
+        captions, targets = self.data.batch(0, GRID_SIZE, self.size)
+        stage = Stage(self.ema_unet(), self.scheduler)
+        text = self.text_encoder.encode(captions + [""] * len(captions))
+        generators = [_generator(self.config.seed, i) for i in range(len(captions))]
+        low_res = _area_downsample(targets, self.config.low_res_size) if self.config.is_super_resolution else None
+        settings = StageSettings(guidance_scale=3.0, num_inference_steps=GRID_STEPS, scheduler="ddim")
+        samples = sample_stage(stage, settings, TextEmbeddings(text.embeddings, text.mask), generators, low_res)
+        grid = torch.cat([torch.cat(list(targets), dim=2), torch.cat(list(samples.cpu()), dim=2)], dim=1)
+        image = VaeImageProcessor(do_resize=False).postprocess(grid[None].float(), output_type="pil")[0]
+        return save_image(image, self.dir / SAMPLES / f"step_{self.step:07d}.png")
+
+
+def train_stage(recipe: Recipe, stage: int, resume: bool = False, max_minutes: float | None = None,
+                device: str | None = None, show_progress: bool = True) -> Path:
+    """Train stage `stage` (1-based) of `recipe`; returns the folder with its final EMA weights."""
+    return StageTrainer(recipe, stage, resume=resume, device=device, show_progress=show_progress).run(max_minutes)
+
+
+def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
+    """Gather every stage's final/ weights into one pipeline folder loadable by ImagenPipeline.from_pretrained."""
+
+    text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length)
+    stages = []
+    for i in range(1, len(recipe.stages) + 1):
+        final = recipe.stage_dir(i) / FINAL
+        if not (final / "unet").is_dir():
+            raise FileNotFoundError(f"stage {i} has no trained weights at {final}; run `train --stage {i}` first")
+        unet = EfficientUNet.from_pretrained(final / "unet", use_safetensors=True)
+        stages.append(Stage(unet, DDPMScheduler.from_pretrained(final / "scheduler")))
+    output = Path(output or recipe.output)
+    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output)
+    return output

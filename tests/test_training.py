@@ -1,0 +1,180 @@
+"""The trainer on tiny models: the loss falls, SIGKILL + --resume equals an uninterrupted run, NaN stops cleanly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from imagen_demo import ImagenPipeline
+from imagen_demo.cli import main
+from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
+from imagen_demo.training.data import ImageFolderData, ShapesData
+from imagen_demo.training.trainer import StageTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_recipe(folder: Path, encoder: Path, base: str = "", sr: str = "") -> Path:
+    path = folder / "recipe.toml"
+    path.write_text(f"""
+name = "tiny"
+output = "{folder / 'model'}"
+run_dir = "{folder / 'run'}"
+text_encoder = "{encoder}"
+max_length = 16
+defaults = {{guidance_scale = 2.0, num_inference_steps = 3}}
+[[stages]]
+preset = "tiny-base"
+batch_size = 8
+learning_rate = 2e-3
+warmup_steps = 2
+checkpoint_every = 4
+sample_every = 1000
+{base}
+[[stages]]
+preset = "tiny-sr"
+low_res_size = 16
+crop_size = 16
+batch_size = 4
+steps = 3
+checkpoint_every = 2
+sample_every = 3
+{sr}
+""")
+    return path
+
+
+def losses(run: Path, stage: int = 1) -> list[tuple[int, float]]:
+    with (run / f"stage_{stage}" / "loss.csv").open() as f:
+        return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(f)]
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(next(folder.glob("*.safetensors")))
+
+
+def test_loss_falls_and_stages_assemble_into_a_pipeline(tmp_path, tiny_t5_dir):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="steps = 40"))
+    train_stage(recipe, 1, show_progress=False)
+    logged = [loss for _, loss in losses(tmp_path / "run")]
+    assert len(logged) == 40
+    assert np.mean(logged[-8:]) < 0.8 * np.mean(logged[:8])
+
+    train_stage(recipe, 2, show_progress=False)
+    assert (tmp_path / "run" / "stage_2" / "samples" / "step_0000003.png").is_file()  # periodic sample grid
+    pipe = ImagenPipeline.from_pretrained(assemble(recipe))
+    out = pipe("a red circle", seed=0, output_type="np")
+    assert out.images.shape == (1, 32, 32, 3)
+    assert pipe.defaults["guidance_scale"] == 2.0
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_t5_dir):
+    steps = "steps = 40"
+    killed, straight = tmp_path / "killed", tmp_path / "straight"
+    killed.mkdir(), straight.mkdir()
+    config = write_recipe(killed, tiny_t5_dir, base=steps)
+    command = [sys.executable, "-m", "imagen_demo", "train", "--config", str(config), "--stage", "1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = killed / "run" / "stage_1" / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "run" / "stage_1" / "final").exists(), "the run ended before it could be killed"
+    assert json.loads(state.read_text())["step"] < 40
+
+    assert main(["train", "--config", str(config), "--stage", "1", "--resume"]) == 0
+    train_stage(load_recipe(write_recipe(straight, tiny_t5_dir, base=steps)), 1, show_progress=False)
+
+    for part in ("unet", "ema"):
+        resumed = weights(killed / "run" / "stage_1" / "checkpoint" / part)
+        uninterrupted = weights(straight / "run" / "stage_1" / "checkpoint" / part)
+        assert resumed.keys() == uninterrupted.keys()
+        for name in resumed:
+            torch.testing.assert_close(resumed[name], uninterrupted[name], rtol=0, atol=1e-6, msg=f"{part}.{name}")
+    assert json.loads(state.read_text())["step"] == 40
+    assert [s for s, _ in losses(killed / "run")] == list(range(1, 41))  # redone steps are not logged twice
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_t5_dir):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="steps = 10"))
+    trainer = StageTrainer(recipe, 1, show_progress=False)
+    real_loss = trainer.loss
+    trainer.loss = lambda step, micro: torch.tensor(float("nan")) if step == 5 else real_loss(step, micro)
+    with pytest.raises(TrainingDivergedError, match="step 6.*checkpoint.*step 4"):
+        trainer.run()
+    checkpoint = tmp_path / "run" / "stage_1" / "checkpoint"
+    assert json.loads((checkpoint / "state.json").read_text())["step"] == 4
+    assert weights(checkpoint / "unet")  # still loadable
+
+
+def test_ctrl_c_checkpoints_the_steps_done(tmp_path, tiny_t5_dir):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="steps = 10"))
+    trainer = StageTrainer(recipe, 1, show_progress=False)
+    real_loss = trainer.loss
+
+    def interrupted(step, micro):
+        if step == 6:
+            raise KeyboardInterrupt
+        return real_loss(step, micro)
+
+    trainer.loss = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert json.loads((tmp_path / "run" / "stage_1" / "checkpoint" / "state.json").read_text())["step"] == 6
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path, tiny_t5_dir, capsys):
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 4")
+    assert main(["train", "--config", str(config), "--stage", "1"]) == 0
+    assert main(["train", "--config", str(config), "--stage", "1"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["assemble", "--config", str(config)]) == 2  # stage 2 was never trained
+    assert "train --stage 2" in capsys.readouterr().err
+
+
+def test_recipe_typos_are_errors(tmp_path, tiny_t5_dir):
+    with pytest.raises(ValueError, match="learnig_rate"):
+        load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="learnig_rate = 1.0"))
+    bad = write_recipe(tmp_path, tiny_t5_dir)
+    bad.write_text(bad.read_text().replace("low_res_size = 16", "low_res_size = 8"))
+    with pytest.raises(ValueError, match="low_res_size"):
+        load_recipe(bad)
+
+
+def test_data_sources_are_deterministic_in_seed_and_index(tmp_path):
+    shapes = ShapesData(seed=3)
+    captions, images = shapes.batch(7, 2, 16)
+    again_captions, again_images = ShapesData(seed=3).batch(7, 2, 16)
+    assert captions == again_captions and torch.equal(images, again_images)
+    assert images.shape == (2, 3, 16, 16) and images.min() >= -1 and images.max() <= 1
+    assert ShapesData(seed=4).batch(7, 2, 16)[0] != captions
+
+    for i, colour in enumerate(("red", "green", "blue")):
+        PIL.Image.new("RGB", (40, 30), colour).save(tmp_path / f"{i}.png")
+        (tmp_path / f"{i}.txt").write_text(f"a {colour} picture\n")
+    folder = ImageFolderData(tmp_path, seed=0)
+    captions, images = folder.batch(0, 3, 8)  # one epoch: every image once
+    assert sorted(captions) == ["a blue picture", "a green picture", "a red picture"]
+    assert images.shape == (3, 3, 8, 8)
+    (tmp_path / "captions.jsonl").write_text(json.dumps({"file": "0.png", "caption": "only red"}) + "\n")
+    assert ImageFolderData(tmp_path).batch(0, 2, 8)[0] == ["only red", "only red"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no captioned images"):
+        ImageFolderData(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        ImageFolderData(tmp_path / "missing")
