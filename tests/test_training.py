@@ -21,6 +21,7 @@ from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
 from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
 from imagen_demo.training.data import ImageFolderData, ShapesData
+from imagen_demo.training.text_cache import DiskEmbeddingCache
 from imagen_demo.training.trainer import StageTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,6 +35,7 @@ output = "{folder / 'model'}"
 run_dir = "{folder / 'run'}"
 text_encoder = "{encoder}"
 max_length = 16
+text_cache = "{folder / 'text_cache'}"
 defaults = {{guidance_scale = 2.0, num_inference_steps = 3}}
 [[stages]]
 preset = "tiny-base"
@@ -71,6 +73,7 @@ def test_loss_falls_and_stages_assemble_into_a_pipeline(tmp_path, tiny_t5_dir):
     logged = [loss for _, loss in losses(tmp_path / "run")]
     assert len(logged) == 40
     assert np.mean(logged[-8:]) < 0.8 * np.mean(logged[:8])
+    assert len(list((tmp_path / "text_cache").glob("*.safetensors"))) > 40  # captions were cached on disk
 
     train_stage(recipe, 2, show_progress=False)
     assert (tmp_path / "run" / "stage_2" / "samples" / "step_0000003.png").is_file()  # periodic sample grid
@@ -154,6 +157,20 @@ def test_recipe_typos_are_errors(tmp_path, tiny_t5_dir):
     bad.write_text(bad.read_text().replace("low_res_size = 16", "low_res_size = 8"))
     with pytest.raises(ValueError, match="low_res_size"):
         load_recipe(bad)
+
+
+def test_disk_text_cache_matches_the_encoder_and_is_reused(tmp_path, tiny_encoder, monkeypatch):
+    captions = ["a red circle", "two green stars", "a red circle"]
+    cache = DiskEmbeddingCache(tiny_encoder, tmp_path / "cache")
+    cached, direct = cache.encode(captions), tiny_encoder.encode(captions)
+    assert torch.equal(cached.embeddings, direct.embeddings) and torch.equal(cached.mask, direct.mask)
+    assert len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+    monkeypatch.setattr(tiny_encoder, "encode", lambda _: pytest.fail("a cached caption was encoded again"))
+    again = DiskEmbeddingCache(tiny_encoder, tmp_path / "cache").encode(captions[::-1])
+    assert torch.equal(again.embeddings, direct.embeddings.flip(0))
+    (tmp_path / "cache" / "meta.json").write_text('{"text_encoder": "other"}')
+    with pytest.raises(ValueError, match="another text_cache"):
+        DiskEmbeddingCache(tiny_encoder, tmp_path / "cache")
 
 
 def test_data_sources_are_deterministic_in_seed_and_index(tmp_path):

@@ -60,6 +60,7 @@ class Recipe:
     stages: list[StageRecipe]
     text_encoder: str = "minilm"
     max_length: int = 32
+    text_cache: str | None = None  # folder of precomputed text embeddings (worth it for a fixed caption set)
     data: dict = field(default_factory=lambda: {"kind": "shapes"})
     defaults: dict = field(default_factory=dict)  # sampling defaults saved with the model
 

@@ -30,6 +30,7 @@ from ..text_encoder import TextEmbeddings, TextEncoder
 from ..unet import EfficientUNet
 from .data import make_data
 from .recipe import Recipe, StageRecipe
+from .text_cache import DiskEmbeddingCache
 
 CHECKPOINT, FINAL, LOSS_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "samples"
 LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
@@ -80,6 +81,7 @@ class StageTrainer:
         if checkpoint.exists() and not resume:
             raise FileExistsError(f"{checkpoint} already exists: pass --resume to continue it, or set another run_dir")
         self.text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length).to(self.device)
+        self.encode = DiskEmbeddingCache(self.text_encoder, recipe.text_cache).encode if recipe.text_cache else self.text_encoder.encode
         unet_config = {**self.config.unet_config, "text_embed_dim": self.text_encoder.dim}
         self.step = 0
         if resume and checkpoint.exists():
@@ -135,7 +137,7 @@ class StageTrainer:
         x0, noise, t = x0.to(self.device), noise.to(self.device), t.to(self.device)
         noisy = self.scheduler.add_noise(x0, noise, t)
         target = self.scheduler.get_velocity(x0, noise, t) if self.prediction_type == "v_prediction" else noise
-        text = self.text_encoder.encode(captions)
+        text = self.encode(captions)
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
             prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
@@ -264,7 +266,7 @@ class StageTrainer:
         text = self.text_encoder.encode(captions + [""] * len(captions))
         generators = [_generator(self.config.seed, i) for i in range(len(captions))]
         low_res = _area_downsample(targets, self.config.low_res_size) if self.config.is_super_resolution else None
-        settings = StageSettings(guidance_scale=3.0, num_inference_steps=GRID_STEPS, scheduler="ddim")
+        settings = StageSettings(guidance_scale=3.0, num_inference_steps=GRID_STEPS, scheduler="dpm++")
         samples = sample_stage(stage, settings, TextEmbeddings(text.embeddings, text.mask), generators, low_res)
         grid = torch.cat([torch.cat(list(targets), dim=2), torch.cat(list(samples.cpu()), dim=2)], dim=1)
         image = VaeImageProcessor(do_resize=False).postprocess(grid[None].float(), output_type="pil")[0]
