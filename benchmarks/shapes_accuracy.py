@@ -1,0 +1,76 @@
+"""Shapes-verifier accuracy on the held-out test split, per category, for the base stage and the full cascade.
+
+Every prompt of `test_suite(n, seed)` is sampled once at the model's default settings; the base (64x64)
+image and the final (256x256) image are both checked with `imagen_demo.shapes.verify`, and the wall-clock
+time of each full-cascade call (one image) is recorded. Usage::
+
+    python -m benchmarks.shapes_accuracy                        # the shipped default model
+    python -m benchmarks.shapes_accuracy --model PATH --n-per-category 20 --out accuracy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from imagen_demo import ImagenPipeline
+from imagen_demo.loading import DEFAULT_MODEL
+from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
+
+
+def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True) -> dict:
+    """{'rows': per-prompt results, 'accuracy': {stage: {category: mean}}, 'seconds_per_image': median}."""
+    from tqdm.auto import tqdm
+
+    results, seconds = [], []
+    for i, row in enumerate(tqdm(rows, desc="shapes-test", disable=not progress)):
+        spec = Spec.from_dict(row["spec"])
+        start = time.perf_counter()
+        out = pipe(row["prompt"], seed=seed + i, return_intermediates=True)
+        seconds.append(time.perf_counter() - start)
+        passed = {f"stage_{s + 1}": verify(spec, images[0]).passed for s, images in enumerate(out.stage_images)}
+        results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i, **passed})
+    accuracy = {}
+    for stage in (k for k in results[0] if k.startswith("stage_")):
+        per_category = {c: float(np.mean([r[stage] for r in results if r["category"] == c])) for c in CATEGORIES}
+        accuracy[stage] = {**per_category, "overall": float(np.mean([r[stage] for r in results]))}
+    return {"rows": results, "accuracy": accuracy, "seconds_per_image": statistics.median(seconds)}
+
+
+def markdown_table(report: dict, sizes: list[int]) -> str:
+    stages = list(report["accuracy"])
+    header = "| category | " + " | ".join(f"stage {i + 1} ({size}×{size})" for i, size in enumerate(sizes)) + " |"
+    lines = [header, "|---" * (len(stages) + 1) + "|"]
+    for category in [*CATEGORIES, "overall"]:
+        lines.append(f"| {category} | " + " | ".join(f"{report['accuracy'][s][category]:.2f}" for s in stages) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--n-per-category", type=int, default=10)
+    parser.add_argument("--suite-seed", type=int, default=0, help="which held-out prompts")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed of the first prompt")
+    parser.add_argument("--out", default=None, help="also write the full report as JSON")
+    args = parser.parse_args(argv)
+    pipe = ImagenPipeline.from_pretrained(args.model)
+    rows = test_suite(args.n_per_category, seed=args.suite_seed)
+    report = evaluate(pipe, rows, seed=args.seed)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model {args.model}; "
+          f"{len(rows)} held-out prompts; defaults {pipe.defaults}")
+    print(markdown_table(report, [stage.size for stage in pipe.stages]))
+    print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
+          f"{report['seconds_per_image']:.2f}")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""benchmarks.shapes_accuracy: a model that draws the truth scores 1, a random tiny model does not."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from benchmarks.shapes_accuracy import evaluate, markdown_table
+from imagen_demo.shapes import CATEGORIES, parse_caption, render, sample_scene, test_suite
+
+
+class TruthfulPipe:
+    """Renders the scene each prompt describes: what a perfect two-stage text-to-image model would return."""
+
+    def __call__(self, prompt, seed, return_intermediates):
+        scene = sample_scene(parse_caption(prompt), np.random.default_rng(seed))
+        images = [render(scene, 64), render(scene, 256)]
+        return SimpleNamespace(images=images[-1:], stage_images=[[im] for im in images])
+
+
+def test_a_perfect_model_scores_one_in_every_category():
+    report = evaluate(TruthfulPipe(), test_suite(2, seed=1), progress=False)
+    for stage in ("stage_1", "stage_2"):
+        assert report["accuracy"][stage] == {**{c: 1.0 for c in CATEGORIES}, "overall": 1.0}
+    assert len(report["rows"]) == 2 * len(CATEGORIES) and report["seconds_per_image"] > 0
+    table = markdown_table(report, [64, 256])
+    assert "| overall | 1.00 | 1.00 |" in table and all(c in table for c in CATEGORIES)
+
+
+def test_a_random_model_fails_the_verifier(tiny_pipe):
+    report = evaluate(tiny_pipe, test_suite(1, seed=0), progress=False)
+    assert report["accuracy"]["stage_2"]["overall"] < 0.5
