@@ -14,3 +14,12 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {})
     assert (tmp_path / "tiny.png").is_file() and (tmp_path / "tiny-imagen" / "model_index.json").is_file()
+
+
+def test_readme_shapes_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(b for b in blocks if "sample_example" in b)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert namespace["result"].passed
+    assert namespace["parse_caption"]("红色圆形在蓝色正方形的左边") == namespace["parse_caption"]("a red circle to the left of a blue square")

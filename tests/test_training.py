@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import PIL.Image
@@ -20,7 +21,8 @@ from safetensors.torch import load_file
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
 from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
-from imagen_demo.training.data import ImageFolderData, ShapesData
+from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.training.data import ImageFolderData, ShapesData, make_data
 from imagen_demo.training.text_cache import DiskEmbeddingCache
 from imagen_demo.training.trainer import StageTrainer
 
@@ -171,6 +173,27 @@ def test_disk_text_cache_matches_the_encoder_and_is_reused(tmp_path, tiny_encode
     (tmp_path / "cache" / "meta.json").write_text('{"text_encoder": "other"}')
     with pytest.raises(ValueError, match="another text_cache"):
         DiskEmbeddingCache(tiny_encoder, tmp_path / "cache")
+
+
+def test_huggingface_source_reads_the_named_columns(monkeypatch):
+    rows = [{"picture": PIL.Image.new("RGB", (20, 20), c), "caption": f"a {c} square"} for c in ("red", "blue")]
+    calls = []
+
+    def load_dataset(name, split):
+        calls.append((name, split))
+        if name == "not/cached":
+            raise FileNotFoundError(name)
+        return rows
+
+    monkeypatch.setitem(sys.modules, "datasets", SimpleNamespace(load_dataset=load_dataset))
+    data = make_data({"kind": "huggingface", "name": "user/shapes", "image_column": "picture", "caption_column": "caption"}, seed=0)
+    captions, images = data.batch(0, 2, 8)
+    assert calls == [("user/shapes", "train")]
+    assert sorted(captions) == ["a blue square", "a red square"] and images.shape == (2, 3, 8, 8)
+    with pytest.raises(WeightsNotFoundError, match="not/cached"):
+        make_data({"kind": "huggingface", "name": "not/cached"}, seed=0)
+    with pytest.raises(ValueError, match="unknown data kind"):
+        make_data({"kind": "webdataset"}, seed=0)
 
 
 def test_data_sources_are_deterministic_in_seed_and_index(tmp_path):
