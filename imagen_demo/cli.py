@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
-from .training import TrainingDivergedError, assemble, load_recipe, train_stage
 from .schedulers import SCHEDULERS, THRESHOLDING_MODES
+from .training import TrainingDivergedError, assemble, load_recipe, train_stage
 
 
 def _per_stage(kind):
@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             generate(args)
         elif args.command in ("train", "assemble"):
-
             recipe = load_recipe(args.config)
             if args.command == "train":
                 print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device))

@@ -6,7 +6,7 @@ See recipes/shapes-default.toml for a commented example.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..presets import PRESETS
@@ -73,9 +73,6 @@ class Recipe:
 
     def stage_dir(self, stage: int) -> Path:
         return Path(self.run_dir) / f"stage_{stage}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def load_recipe(path: str | Path) -> Recipe:

@@ -26,7 +26,7 @@ from ..atomic import atomic_dir, save_image
 from ..low_res import noise_augment, upsample
 from ..pipeline import ImagenPipeline, Stage, StageSettings, sample_stage
 from ..schedulers import training_scheduler
-from ..text_encoder import TextEmbeddings, TextEncoder
+from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
 from .data import make_data
 from .recipe import Recipe, StageRecipe
@@ -267,7 +267,7 @@ class StageTrainer:
         generators = [_generator(self.config.seed, i) for i in range(len(captions))]
         low_res = _area_downsample(targets, self.config.low_res_size) if self.config.is_super_resolution else None
         settings = StageSettings(guidance_scale=3.0, num_inference_steps=GRID_STEPS, scheduler="dpm++")
-        samples = sample_stage(stage, settings, TextEmbeddings(text.embeddings, text.mask), generators, low_res)
+        samples = sample_stage(stage, settings, text, generators, low_res)
         grid = torch.cat([torch.cat(list(targets), dim=2), torch.cat(list(samples.cpu()), dim=2)], dim=1)
         image = VaeImageProcessor(do_resize=False).postprocess(grid[None].float(), output_type="pil")[0]
         return save_image(image, self.dir / SAMPLES / f"step_{self.step:07d}.png")
@@ -281,7 +281,6 @@ def train_stage(recipe: Recipe, stage: int, resume: bool = False, max_minutes: f
 
 def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
     """Gather every stage's final/ weights into one pipeline folder loadable by ImagenPipeline.from_pretrained."""
-
     text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length)
     stages = []
     for i in range(1, len(recipe.stages) + 1):
