@@ -64,21 +64,52 @@ def build_tiny_pipeline(text_encoder: TextEncoder, seed: int = 0) -> ImagenPipel
     )
 
 
+def tiny_clip_tokenizer(max_length: int = 16):
+    """A byte-level CLIP tokenizer with no merges: every character is a token, nothing to download."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
+def _tiny_clip_text_config(tokenizer, **kwargs):
+    from transformers import CLIPTextConfig
+
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        max_position_embeddings=tokenizer.model_max_length, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, **kwargs,
+    )
+
+
+def build_tiny_clip(folder: Path) -> Path:
+    """A random HF CLIP (16-d text and 32 px vision towers) with its processor, saved like a hub folder."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPVisionConfig
+
+    tokenizer = tiny_clip_tokenizer(max_length=77)
+    torch.manual_seed(0)
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=32, patch_size=8)
+    model = CLIPModel(CLIPConfig(text_config=_tiny_clip_text_config(tokenizer).to_dict(),
+                                 vision_config=vision.to_dict(), projection_dim=8))
+    processor = CLIPProcessor(CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                              tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 def build_tiny_stable_diffusion(folder: Path) -> Path:
     """A random 32 px Stable Diffusion pipeline folder (byte-level CLIP tokenizer with no merges)."""
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-    from transformers.convert_slow_tokenizer import bytes_to_unicode
+    from transformers import CLIPTextModel
 
     folder.mkdir(parents=True, exist_ok=True)
-    chars = list(bytes_to_unicode().values())
-    vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"])}
-    tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+    tokenizer = tiny_clip_tokenizer()
     torch.manual_seed(0)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-        max_position_embeddings=16, bos_token_id=vocab["<|startoftext|>"], eos_token_id=vocab["<|endoftext|>"],
-    ))
+    text_encoder = CLIPTextModel(_tiny_clip_text_config(tokenizer))
     unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),

@@ -1,0 +1,243 @@
+"""Turn a scored run into report.md and a self-contained report.html (tables with CIs, plots, image grids).
+
+Both are rebuilt from files on disk (run.json, manifest, scores), so `python -m benchmarks report DIR`
+never regenerates an image. The HTML embeds every picture and plot as a data URI: one file to share.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import PIL.Image
+
+from imagen_demo.atomic import atomic_path, save_image
+
+from .scoring import LOWER_IS_BETTER_PREFIXES, OVERALL, Scores
+
+METRIC_ORDER = ["exact", "checks", "clip_score", "psnr_sr", "ssim_sr", "seconds"]
+METRIC_TITLES = {
+    "exact": "Exact compositional correctness (shapes verifier: every check passes)",
+    "checks": "Fraction of verifier checks passed",
+    "clip_score": "CLIP score, 100·max(cos, 0)",
+    "psnr_sr": "Super-resolution PSNR (dB) against the true render",
+    "ssim_sr": "Super-resolution SSIM against the true render",
+    "seconds": "Sampling seconds per image",
+}
+GRID_FILE = "grid.png"
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    digits = 1 if metric in ("clip_score", "psnr_sr") or metric.startswith(("FD", "FID")) else 2
+    digits = 4 if metric.startswith(("KD", "KID")) else digits
+    return f"{value:.{digits}f}"
+
+
+def _cell(row, metric: str) -> str:
+    text = _fmt(row["mean"], metric)
+    if not math.isnan(row["ci_low"]) and row["ci_low"] != row["ci_high"]:
+        text += f" [{_fmt(row['ci_low'], metric)}, {_fmt(row['ci_high'], metric)}]"
+    return text
+
+
+def metric_tables(summary: pd.DataFrame, run: dict) -> dict[str, pd.DataFrame]:
+    """{metric: table of categories (rows) x models (columns)}, cells 'mean [95% CI]'."""
+    models = [m["name"] for m in run["models"]]
+    categories = list(dict.fromkeys(item["category"] for item in run["items"])) + [OVERALL]
+    per_image = summary[summary["metric"].isin(METRIC_ORDER)]
+    tables = {}
+    for metric in [m for m in METRIC_ORDER if m in set(per_image["metric"])]:
+        part = per_image[per_image["metric"] == metric]
+        if metric == "seconds":  # a batch's time is split evenly over its images: per category it means nothing
+            part = part[part["category"] == OVERALL]
+        table = pd.DataFrame(index=[c for c in categories if c in set(part["category"])], columns=models, dtype=object)
+        for row in part.to_dict("records"):
+            table.loc[row["category"], row["model"]] = _cell(row, metric)
+        tables[metric] = table.fillna("–")
+    return tables
+
+
+def set_table(scores: Scores, run: dict) -> pd.DataFrame | None:
+    if scores.sets.empty:
+        return None
+    models = [m["name"] for m in run["models"]]
+    table = scores.sets.pivot(index="metric", columns="model", values="value").reindex(columns=models)
+    return table.apply(lambda col: [_fmt(v, metric) for v, metric in zip(col, table.index)])
+
+
+def _markdown(table: pd.DataFrame, first: str) -> str:
+    header = f"| {first} | " + " | ".join(map(str, table.columns)) + " |"
+    lines = [header, "|---" * (len(table.columns) + 1) + "|"]
+    lines += [f"| {index} | " + " | ".join(map(str, row)) + " |" for index, row in zip(table.index, table.to_numpy())]
+    return "\n".join(lines)
+
+
+def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
+    """PNG bytes: the headline metric per category (with CIs) and seconds per image, per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    models = [m["name"] for m in run["models"]]
+    out = {}
+    for metric in [m for m in ("exact", "checks", "clip_score", "seconds") if m in set(summary["metric"])]:
+        part = summary[summary["metric"] == metric]
+        if metric == "seconds":
+            part = part[part["category"] == OVERALL]
+        categories = list(dict.fromkeys(part["category"]))
+        fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(categories) * max(1, len(models)) / 2 + 2), 3.6), dpi=100)
+        width = 0.8 / len(models)
+        for i, model in enumerate(models):
+            rows = part[part["model"] == model].set_index("category").reindex(categories)
+            mean = rows["mean"].to_numpy(float)
+            err = np.nan_to_num(np.stack([mean - rows["ci_low"].to_numpy(float), rows["ci_high"].to_numpy(float) - mean]))
+            ax.bar(np.arange(len(categories)) + (i - (len(models) - 1) / 2) * width, mean, width, yerr=err, capsize=2,
+                   label=model)
+        ax.set_xticks(np.arange(len(categories)), categories, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel(metric)
+        if metric in ("exact", "checks"):
+            ax.set_ylim(0, 1.05)
+        ax.set_title(METRIC_TITLES[metric] + " — 95% bootstrap CI", fontsize=9)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        out[f"{metric}.png"] = buffer.getvalue()
+    return out
+
+
+def grid_rows(scores: Scores, run: dict, limit: int) -> list[dict]:
+    """The first `limit` items at the first seed: {prompt, category, cells: [(model, image path, caption)]}."""
+    images = scores.results.drop_duplicates(["model", "item", "seed"]).set_index(["model", "item", "seed"])["image"]
+    values = scores.results.set_index(["model", "item", "seed", "metric"])["value"]
+    seed = run["seeds"][0]
+    rows = []
+    for item in run["items"][:limit]:
+        cells = []
+        for model in (m["name"] for m in run["models"]):
+            path = images.get((model, item["id"], seed))
+            notes = []
+            if (model, item["id"], seed, "exact") in values.index:
+                notes.append("✓ exact" if values[(model, item["id"], seed, "exact")] == 1 else "✗ exact")
+            if (model, item["id"], seed, "clip_score") in values.index:
+                notes.append(f"CLIP {values[(model, item['id'], seed, 'clip_score')]:.1f}")
+            cells.append((model, path, " · ".join(notes)))
+        rows.append({"prompt": item["prompt"], "category": item["category"], "seed": seed, "cells": cells})
+    return rows
+
+
+def _thumbnail(path: Path, size: int) -> PIL.Image.Image:
+    with PIL.Image.open(path) as image:
+        return image.convert("RGB").resize((size, size), PIL.Image.LANCZOS)
+
+
+def _data_uri(data: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(data).decode()
+
+
+def grid_image(out: Path, rows: list[dict], models: list[str], size: int = 128) -> PIL.Image.Image:
+    """One PNG: a row per prompt, a column per model, same seed across the row."""
+    from PIL import ImageDraw
+
+    label_h = 14
+    canvas = PIL.Image.new("RGB", (size * len(models), (size + label_h) * len(rows) + label_h), "white")
+    draw = ImageDraw.Draw(canvas)
+    for j, model in enumerate(models):
+        draw.text((j * size + 2, 1), model[: size // 6], fill="black")
+    for i, row in enumerate(rows):
+        top = label_h + i * (size + label_h)
+        draw.text((2, top + 1), row["prompt"][: size * len(models) // 6], fill="black")
+        for j, (_, path, _) in enumerate(row["cells"]):
+            if path is not None:
+                canvas.paste(_thumbnail(out / path, size), (j * size, top + label_h))
+    return canvas
+
+
+def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, grid_limit: int = 24) -> tuple[Path, Path]:
+    out = Path(out)
+    models = [m["name"] for m in run["models"]]
+    tables = metric_tables(summary, run)
+    distances = set_table(scores, run)
+    pngs = plots(summary, run)
+    rows = grid_rows(scores, run, grid_limit)
+    for name, data in pngs.items():
+        with atomic_path(out / "plots" / name) as tmp:
+            tmp.write_bytes(data)
+    save_image(grid_image(out, rows[:8], models), out / GRID_FILE)
+
+    n_images = int(scores.results.drop_duplicates(["model", "item", "seed"]).shape[0]) if len(scores.results) else 0
+    title = f"Benchmark report: {run['suite']}"
+    facts = (f"{len(run['items'])} prompts × {len(run['seeds'])} seed(s) {run['seeds']} × {len(models)} model(s); "
+             f"{n_images} images scored. Cells are means with 95% percentile-bootstrap confidence intervals "
+             f"(2000 resamples); ↓ marks metrics where lower is better.")
+    timing = run.get("timing", {})
+
+    timing_line = (f"Wall time of the last `run` invocation: {timing['wall_seconds']:.0f} s (generation "
+                   f"{timing['generate_seconds']:.0f} s, scoring {timing['score_seconds']:.0f} s) on "
+                   f"{run['versions']['device']}." if timing else "")
+    md = [f"# {title}", "", facts, ""] + ([timing_line, ""] if timing else [])
+    md += ["Self-contained HTML version with every image: [report.html](report.html)", ""]
+    for metric, table in tables.items():
+        arrow = " ↓" if metric.startswith(LOWER_IS_BETTER_PREFIXES) else ""
+        md += [f"## {METRIC_TITLES[metric]}{arrow}", "", _markdown(table, "category"), ""]
+    if distances is not None:
+        md += ["## Distribution distances to the reference set ↓", "", _markdown(distances, "metric"), "",
+               "FID/KID only when the feature network is Inception-v3; FD-X/KD-X name any other network X.", ""]
+    if scores.notes:
+        md += ["## Skipped", ""] + [f"- {note}" for note in scores.notes] + [""]
+    md += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in pngs] + [""]
+    md += ["## Side by side (first prompts, same seed in every column)", "", f"![grid]({GRID_FILE})", ""]
+    md += ["## Settings and versions", "", "```json", json.dumps(
+        {"models": run["models"], "options": run.get("options", {}), "versions": run["versions"]}, indent=2, default=str),
+        "```", ""]
+    md_path = out / "report.md"
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(md), encoding="utf-8")
+
+    esc = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
+             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px;text-align:left}th{background:#f4f4f4}"
+             "figure{display:inline-block;margin:4px;text-align:center;font-size:12px}img.t{width:128px;height:128px;"
+             "image-rendering:auto}.prompt{font-weight:600}</style></head><body>",
+             f"<h1>{esc(title)}</h1><p>{esc(facts)}</p>"]
+    if timing:
+        parts.append(f"<p>{esc(timing_line)}</p>")
+    for metric, table in tables.items():
+        arrow = " ↓" if metric.startswith(LOWER_IS_BETTER_PREFIXES) else ""
+        parts.append(f"<h2>{esc(METRIC_TITLES[metric] + arrow)}</h2>" + table.to_html(escape=True))
+    if distances is not None:
+        parts.append("<h2>Distribution distances to the reference set ↓</h2>" + distances.to_html(escape=True))
+    if scores.notes:
+        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in scores.notes) + "</ul>")
+    parts.append("<h2>Plots</h2>" + "".join(f"<img src='{_data_uri(d)}' alt='{esc(n)}'>" for n, d in pngs.items()))
+    parts.append("<h2>Side by side</h2><table><tr><th>prompt</th>" + "".join(f"<th>{esc(m)}</th>" for m in models) + "</tr>")
+    for row in rows:
+        cells = []
+        for model, path, note in row["cells"]:
+            if path is None:
+                cells.append("<td>missing</td>")
+                continue
+            buffer = io.BytesIO()
+            _thumbnail(out / path, 128).save(buffer, format="PNG")
+            cells.append(f"<td><figure><img class='t' src='{_data_uri(buffer.getvalue())}' alt='{esc(model)}'>"
+                         f"<figcaption>{esc(note)}</figcaption></figure></td>")
+        parts.append(f"<tr><td><span class='prompt'>{esc(row['prompt'])}</span><br>{esc(row['category'])}, "
+                     f"seed {row['seed']}</td>{''.join(cells)}</tr>")
+    parts.append("</table><h2>Settings and versions</h2><pre>" + esc(json.dumps(
+        {"models": run["models"], "options": run.get("options", {}), "versions": run["versions"]}, indent=2, default=str))
+        + "</pre></body></html>")
+    html_path = out / "report.html"
+    with atomic_path(html_path) as tmp:
+        tmp.write_text("".join(parts), encoding="utf-8")
+    return md_path, html_path

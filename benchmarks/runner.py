@@ -1,0 +1,173 @@
+"""Generate a suite's images for several models, resumably: every image and its manifest line are on disk
+before the next batch starts, so a killed run loses at most one batch and a re-run skips what is done.
+
+Output folder::
+
+    run.json          what the latest invocation asked for (suite, items, seeds, models, versions)
+    manifest.jsonl    one line per finished image: model, item, seed, file, sampling seconds
+    images/<model>/<item id>-s<seed>.png
+    images/<model>/sr/<item id>-s<seed>.png      super-resolved true renders (PSNR/SSIM)
+
+A manifest entry is keyed by model entry, a fingerprint of the model (source, settings, stage sizes and
+parameter counts), item id and seed: a changed suite line, model or setting regenerates only itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import PIL.Image
+
+from imagen_demo.atomic import atomic_path, save_image
+from imagen_demo.registry import ImagenModel, TextToImageModel, slug
+
+from .jsonl import append_jsonl, read_jsonl
+from .suite import SuiteItem
+
+RUN_FILE = "run.json"
+MANIFEST_FILE = "manifest.jsonl"
+
+
+def fingerprint(model: TextToImageModel) -> str:
+    return hashlib.sha1(json.dumps(model.describe(), sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def entry_key(kind: str, model: str, model_fingerprint: str, item_id: str, seed: int) -> str:
+    return f"{kind}|{model}|{model_fingerprint}|{item_id}|{seed}"
+
+
+class Manifest:
+    """The append-only record of finished images; a half-written last line (a kill mid-write) is ignored."""
+
+    def __init__(self, out: Path):
+        self.out, self.path = out, out / MANIFEST_FILE
+        self.entries: dict[str, dict] = {row["key"]: row for row in read_jsonl(self.path) if "key" in row}
+
+    def done(self, key: str) -> bool:
+        return key in self.entries and (self.out / self.entries[key]["image"]).is_file()
+
+    def add(self, entry: dict) -> None:
+        append_jsonl(self.path, [entry])
+        self.entries[entry["key"]] = entry
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    import imagen_demo
+
+    out = {"imagen_demo": imagen_demo.__version__, "python": platform.python_version(), "platform": platform.platform()}
+    for package in ("torch", "diffusers", "transformers", "torchmetrics", "open_clip_torch"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = "not installed"
+
+    out["torch_threads"] = str(torch.get_num_threads())
+    out["device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores)"
+    return out
+
+
+def write_run_file(out: Path, suite: str, items: list[SuiteItem], seeds: list[int], models: list[TextToImageModel],
+                   **options) -> dict:
+    run = {
+        "suite": suite, "items": [asdict(item) for item in items], "seeds": seeds,
+        "models": [{**m.describe(), "fingerprint": fingerprint(m)} for m in models],
+        "options": options, "versions": versions(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / RUN_FILE) as tmp:
+        tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return run
+
+
+def _batches(todo: list, size: int):
+    for start in range(0, len(todo), size):
+        yield todo[start:start + size]
+
+
+def _save(out: Path, manifest: Manifest, kind: str, model: TextToImageModel, fp: str, item: SuiteItem, seed: int,
+          image: PIL.Image.Image, seconds: float, batch: int, **extra) -> None:
+    """Image first, then its manifest line: a line in the manifest always has its file."""
+    path = Path("images") / slug(model.name) / ("" if kind == "image" else kind) / f"{item.id}-s{seed}.png"
+    save_image(image, out / path)
+    manifest.add({
+        "key": entry_key(kind, model.name, fp, item.id, seed), "kind": kind, "model": model.name, "fingerprint": fp,
+        "item": item.id,
+        "prompt": item.prompt, "category": item.category, "seed": seed, "image": path.as_posix(),
+        "seconds": seconds, "batch": batch, **extra,
+    })
+
+
+def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models: list[TextToImageModel],
+                    batch_size: int = 4, progress: bool = True, on_image=None) -> int:
+    """Sample every (model, item, seed) not yet in the manifest; returns how many images were made.
+
+    `on_image(done, total)` is called after each saved image (the demo's progress bar)."""
+    from tqdm.auto import tqdm
+
+    manifest = Manifest(out)
+    plan = []
+    for model in models:
+        fp = fingerprint(model)
+        todo = [(item, seed) for seed in seeds for item in items
+                if not manifest.done(entry_key("image", model.name, fp, item.id, seed))]
+        plan.append((model, fp, todo))
+    total = sum(len(todo) for *_, todo in plan)
+    made = 0
+    with tqdm(total=total, unit="img", desc="generating", disable=not progress) as bar:
+        for model, fp, todo in plan:
+            bar.set_description(model.name)
+            for batch in _batches(todo, batch_size):
+                started = time.perf_counter()
+                images = model.generate([item.prompt for item, _ in batch], [seed for _, seed in batch])
+                seconds = (time.perf_counter() - started) / len(batch)
+                for (item, seed), image in zip(batch, images):
+                    _save(out, manifest, "image", model, fp, item, seed, image, seconds, len(batch))
+                    made += 1
+                    bar.update(1)
+                    if on_image is not None:
+                        on_image(made, total)
+    return made
+
+
+def true_render_pair(item: SuiteItem, seed: int, low: int, high: int) -> tuple[PIL.Image.Image, PIL.Image.Image]:
+    """A true render at `high` and its area-downsampled `low` version: the SR stage's input and target."""
+    from .metrics import reference_renders
+
+    truth = reference_renders(item.spec, seed, high)
+    return truth.resize((low, low), PIL.Image.BOX), truth
+
+
+def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: list[TextToImageModel], limit: int,
+                        batch_size: int = 4, progress: bool = True) -> int:
+    """For cascades: super-resolve downsampled true renders of the first `limit` spec items (for PSNR/SSIM)."""
+    from tqdm.auto import tqdm
+
+    manifest = Manifest(out)
+    chosen = [item for item in items if item.spec][:limit]
+    made = 0
+    for model in models:
+        if not isinstance(model, ImagenModel) or len(model.sizes) < 2 or not chosen:
+            continue
+        fp = fingerprint(model)
+        todo = [item for item in chosen if not manifest.done(entry_key("sr", model.name, fp, item.id, seed))]
+        for batch in tqdm(list(_batches(todo, batch_size)), desc=f"{model.name} SR", disable=not progress):
+            low = [true_render_pair(item, seed, model.sizes[0], model.sizes[-1])[0] for item in batch]
+            started = time.perf_counter()
+            images = model.super_resolve([item.prompt for item in batch], low, [seed] * len(batch))
+            seconds = (time.perf_counter() - started) / len(batch)
+            for item, image in zip(batch, images):
+                _save(out, manifest, "sr", model, fp, item, seed, image, seconds, len(batch),
+                      low=model.sizes[0], high=model.sizes[-1])
+                made += 1
+    return made

@@ -1,0 +1,189 @@
+"""Score a run folder: per-image metrics (cached in scores.jsonl, so a re-run or a report rebuild only
+scores new images), set-level distances per model, and bootstrap summaries per model × category.
+
+Only the images the latest invocation planned (run.json: its models, items and seeds) are scored;
+older manifest lines from an edited suite or a changed model stay on disk but out of the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import metrics
+from .metrics import MetricUnavailable
+from .jsonl import append_jsonl, read_jsonl
+from .runner import RUN_FILE, Manifest, true_render_pair
+from .suite import SuiteItem
+
+SCORES_FILE = "scores.jsonl"
+RESULTS_FILE = "results.csv"
+SUMMARY_FILE = "summary.csv"
+OVERALL = "overall"
+# Higher is better for every metric except these (shown with an arrow in the report).
+LOWER_IS_BETTER_PREFIXES = ("seconds", "FID", "KID", "FD-", "KD-")
+
+
+@dataclass
+class Scores:
+    results: pd.DataFrame  # one row per image x metric
+    sets: pd.DataFrame  # one row per model x set-level metric
+    notes: list[str] = field(default_factory=list)  # one line per skipped metric
+
+
+def load_run(out: Path) -> dict:
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{out} is not a benchmark run folder (no {RUN_FILE}); create one with `python -m benchmarks run`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def planned_entries(out: Path, run: dict) -> list[dict]:
+    """Manifest entries of this run's plan, in model order, then item order, then seed."""
+    manifest = Manifest(Path(out))
+    wanted = {(m["name"], m["fingerprint"]) for m in run["models"]}
+    order = {item["id"]: i for i, item in enumerate(run["items"])}
+    model_order = {m["name"]: i for i, m in enumerate(run["models"])}
+    entries = [e for key, e in manifest.entries.items() if manifest.done(key)
+               and (e["model"], e.get("fingerprint")) in wanted and e["item"] in order
+               and (e["kind"] == "sr" or e["seed"] in run["seeds"])]
+    return sorted(entries, key=lambda e: (model_order[e["model"]], e["kind"], order[e["item"]], e["seed"]))
+
+
+class ScoreCache:
+    """scores.jsonl: {key, scorer, metric, value} lines; `scorer` names the metric's model/version."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / SCORES_FILE
+        self.values: dict[tuple[str, str], dict[str, float]] = {}
+        for row in read_jsonl(self.path):
+            if {"key", "scorer", "metric", "value"} <= set(row):
+                self.values.setdefault((row["key"], row["scorer"]), {})[row["metric"]] = row["value"]
+
+    def missing(self, entries: list[dict], scorer: str) -> list[dict]:
+        return [e for e in entries if (e["key"], scorer) not in self.values]
+
+    def add(self, entry: dict, scorer: str, values: dict[str, float]) -> None:
+        append_jsonl(self.path, [{"key": entry["key"], "scorer": scorer, "metric": m, "value": v} for m, v in values.items()])
+        self.values[(entry["key"], scorer)] = dict(values)
+
+
+def _images(out: Path, entries: list[dict]):
+    return metrics.load_images([Path(out) / e["image"] for e in entries])
+
+
+def score_run(out: Path, clip: str | None = None, features: str = "auto", reference: Path | None = None,
+              batch_size: int = 16, device: str = "cpu") -> Scores:
+    out = Path(out)
+    run = load_run(out)
+    items = {item["id"]: SuiteItem(**item) for item in run["items"]}
+    entries = planned_entries(out, run)
+    images = [e for e in entries if e["kind"] == "image"]
+    srs = [e for e in entries if e["kind"] == "sr"]
+    cache, notes = ScoreCache(out), []
+
+    def score_missing(todo: list[dict], scorer: str, fn) -> None:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            for entry, values in zip(batch, fn(batch)):
+                cache.add(entry, scorer, values)
+
+    with_spec = [e for e in images if items[e["item"]].spec]
+    score_missing(cache.missing(with_spec, "verifier"), "verifier",
+                  lambda batch: [metrics.verifier_scores(im, items[e["item"]].spec) for e, im in zip(batch, _images(out, batch))])
+    if not with_spec:
+        notes.append("Exact scoring: not applicable, this suite has no shapes-world scene specs.")
+    score_missing(cache.missing(srs, "sr"), "sr", lambda batch: metrics.sr_fidelity(
+        _images(out, batch), [true_render_pair(items[e["item"]], e["seed"], e["low"], e["high"])[1] for e in batch]))
+
+    clip_scorer = f"clip:{clip}" if clip else None
+    if clip_scorer and cache.missing(images, clip_scorer):
+        try:
+            scorer = metrics.ClipScorer(clip, device=device)
+            score_missing(cache.missing(images, clip_scorer), clip_scorer,
+                          lambda batch: [{"clip_score": v} for v in scorer(_images(out, batch), [e["prompt"] for e in batch])])
+        except MetricUnavailable as err:
+            notes.append(str(err))
+            clip_scorer = None
+    elif not clip:
+        notes.append("CLIP score skipped: no CLIP model given (--clip NAME_OR_PATH).")
+
+    rows = []
+    for entry in entries:
+        base = {"model": entry["model"], "item": entry["item"], "prompt": entry["prompt"], "category": entry["category"],
+                "seed": entry["seed"], "image": entry["image"]}
+        values = {"seconds": entry["seconds"]} if entry["kind"] == "image" else {}
+        for scorer in ("verifier", "sr", clip_scorer):
+            values.update(cache.values.get((entry["key"], scorer), {}))
+        rows.extend({**base, "metric": metric, "value": value} for metric, value in values.items())
+    results = pd.DataFrame(rows, columns=["model", "item", "prompt", "category", "seed", "image", "metric", "value"])
+    sets = set_metrics(out, run, items, images, features, reference, notes)
+    return Scores(results, sets, notes)
+
+
+def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[dict], features: str,
+                reference: Path | None, notes: list[str]) -> pd.DataFrame:
+    """Fréchet / kernel distance of each model's images to the reference set (true renders or a folder)."""
+    columns = ["model", "metric", "value", "n"]
+    if features == "none":
+        return pd.DataFrame(columns=columns)
+    if reference is None and not any(items[e["item"]].spec for e in images):
+        notes.append("Fréchet/kernel distances skipped: no reference set (this suite has no scene specs; pass --reference DIR).")
+        return pd.DataFrame(columns=columns)
+    try:
+        net = metrics.feature_network(features)
+    except MetricUnavailable as err:
+        notes.append(str(err))
+        return pd.DataFrame(columns=columns)
+    folder_features = None
+    if reference is not None:
+        files = sorted(p for p in Path(reference).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
+        folder_features = net.embed(metrics.load_images(files))
+    rows = []
+    for model in run["models"]:
+        mine = [e for e in images if e["model"] == model["name"]]
+        if not mine:
+            continue
+        generated = _images(out, mine)
+        if folder_features is None:
+            mine_with_spec = [(e, im) for e, im in zip(mine, generated) if items[e["item"]].spec]
+            generated = [im for _, im in mine_with_spec]
+            truth = [metrics.reference_renders(items[e["item"]].spec, e["seed"], im.width) for e, im in mine_with_spec]
+            ref = net.embed(truth)
+        else:
+            ref = folder_features
+        try:
+            values = metrics.distribution_distances(net.embed(generated), ref, net.label)
+        except MetricUnavailable as err:
+            notes.append(f"{model['name']}: {err}")
+            continue
+        rows.extend({"model": model["name"], "metric": k, "value": v, "n": len(generated)} for k, v in values.items())
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarise(scores: Scores, run: dict) -> pd.DataFrame:
+    """Mean and bootstrap 95% CI per model x category x metric, plus each model's overall row."""
+    rows = []
+    results = scores.results
+    for (model, metric), group in results.groupby(["model", "metric"], sort=False):
+        for category, values in [*group.groupby("category", sort=False)["value"], (OVERALL, group["value"])]:
+            mean, low, high = metrics.bootstrap_ci(values.to_numpy())
+            rows.append({"model": model, "category": category, "metric": metric, "mean": mean,
+                         "ci_low": low, "ci_high": high, "n": len(values)})
+    for row in scores.sets.to_dict("records"):
+        rows.append({"model": row["model"], "category": OVERALL, "metric": row["metric"], "mean": row["value"],
+                     "ci_low": math.nan, "ci_high": math.nan, "n": row["n"]})
+    return pd.DataFrame(rows, columns=["model", "category", "metric", "mean", "ci_low", "ci_high", "n"])
+
+
+def write_tables(out: Path, scores: Scores, summary: pd.DataFrame) -> None:
+    from imagen_demo.atomic import atomic_path
+
+    for name, frame in ((RESULTS_FILE, scores.results), (SUMMARY_FILE, summary)):
+        with atomic_path(Path(out) / name) as tmp:
+            frame.to_csv(tmp, index=False)
+
