@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_seeds, default=[0], help="e.g. 0,1 (every prompt is sampled once per seed)")
     run.add_argument("--out", type=Path, required=True, help="run folder; re-running the same command resumes it")
     run.add_argument("--limit", type=int, default=None, help="first N prompts, taken round-robin over categories")
-    run.add_argument("--batch-size", type=int, default=4)
+    run.add_argument("--batch-size", type=int, default=None,
+                     help="prompts per pipeline call (default: 1 on CPU, where bigger batches were slower per image "
+                          "in python -m benchmarks.batching; 8 on GPU)")
     run.add_argument("--sr-limit", type=int, default=8,
                      help="spec prompts whose downsampled true render each cascade super-resolves (PSNR/SSIM); 0 = none")
     _scoring_options(run)
@@ -66,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_benchmark(suite: str, models: str | list[str], out: Path, seeds=(0,), limit: int | None = None,
-                  batch_size: int = 4, sr_limit: int = 8, registry: ModelRegistry | None = None, progress: bool = True,
+                  batch_size: int | None = None, sr_limit: int = 8, registry: ModelRegistry | None = None, progress: bool = True,
                   on_image=None, grid_limit: int = 24, **scoring) -> dict:
     """Generate, score and report; returns {'summary': DataFrame, 'report': html path, 'timing': {...}}."""
     started = time.perf_counter()
@@ -74,6 +76,10 @@ def run_benchmark(suite: str, models: str | list[str], out: Path, seeds=(0,), li
     entries = parse_model_list(models if isinstance(models, str) else ",".join(models))
     registry = registry or ModelRegistry(scoring.get("device"))
     loaded = [registry.get(entry) for entry in entries]
+    if batch_size is None:
+        batch_size = 8 if registry.device.type == "cuda" else 1
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     out = Path(out)
     write_run_file(out, str(suite), items, list(seeds), loaded, limit=limit, batch_size=batch_size, sr_limit=sr_limit)
     generate_images(out, items, list(seeds), loaded, batch_size=batch_size, progress=progress, on_image=on_image)

@@ -109,7 +109,7 @@ def _save(out: Path, manifest: Manifest, kind: str, model: TextToImageModel, fp:
 
 
 def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models: list[TextToImageModel],
-                    batch_size: int = 4, progress: bool = True, on_image=None) -> int:
+                    batch_size: int = 1, progress: bool = True, on_image=None) -> int:
     """Sample every (model, item, seed) not yet in the manifest; returns how many images were made.
 
     `on_image(done, total)` is called after each saved image (the demo's progress bar)."""
@@ -149,7 +149,7 @@ def true_render_pair(item: SuiteItem, seed: int, low: int, high: int) -> tuple[P
 
 
 def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: list[TextToImageModel], limit: int,
-                        batch_size: int = 4, progress: bool = True) -> int:
+                        batch_size: int = 1, progress: bool = True) -> int:
     """For cascades: super-resolve downsampled true renders of the first `limit` spec items (for PSNR/SSIM)."""
     from tqdm.auto import tqdm
 
