@@ -1,7 +1,7 @@
-"""Gradio demo entry point (Hugging Face Spaces' app_file).
+"""Serve the imagen_demo web demo (Hugging Face Spaces' app_file): ``python app.py [--model M] [--compare E,...]``.
 
-For now a single Generate form over the shipped default model (or a pipeline folder / hub id given with
---model or IMAGEN_MODEL); the full demo (stage previews, compare, benchmark browser) is its own issue.
+Host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Gradio reads them; default
+127.0.0.1:7860). The UI itself lives in ``imagen_demo.demo``.
 """
 
 from __future__ import annotations
@@ -9,34 +9,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
-from imagen_demo.loading import DEFAULT_MODEL
-
-
-def build_demo(model: str):
-    import gradio as gr
-
-    from imagen_demo import ImagenPipeline
-
-    pipe = ImagenPipeline.from_pretrained(model)
-
-    def generate(prompt: str, seed: int):
-        if not prompt.strip():
-            raise gr.Error("Please describe the image you want.")
-        return pipe.generate_image(prompt, seed=int(seed))
-
-    return gr.Interface(
-        generate, [gr.Textbox(label="Prompt"), gr.Number(label="Seed", value=0, precision=0)], gr.Image(label="Image"),
-        title="imagen_demo", api_name="generate",
-    )
+from imagen_demo.loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Serve the imagen_demo web demo.")
     parser.add_argument("--model", default=os.environ.get("IMAGEN_MODEL", DEFAULT_MODEL),
-                        help="pipeline folder, hub id, or 'default' (the shipped shapes model)")
+                        help="the Generate tab's model: pipeline folder, hub id, or 'default' (the shipped "
+                             "shapes model); env IMAGEN_MODEL")
+    parser.add_argument("--compare", default=os.environ.get("IMAGEN_COMPARE"),
+                        help="the Compare tab's entries, e.g. 'default,default@steps=10,./other-model'; "
+                             "env IMAGEN_COMPARE (default: MODEL, MODEL@steps=10, MODEL@scheduler=ddim)")
+    parser.add_argument("--reports", default=os.environ.get("IMAGEN_REPORTS", str(Path(__file__).parent / "reports")),
+                        help="the Benchmark tab's folder of benchmark runs; env IMAGEN_REPORTS")
     args = parser.parse_args(argv)
-    build_demo(args.model).queue(max_size=16).launch()
+
+    from imagen_demo.demo import build_demo
+
+    try:
+        demo = build_demo(args.model, compare_models=args.compare, reports_dir=args.reports)
+    except (ValueError, WeightsNotFoundError, CorruptWeightsError) as err:  # one line, like the CLI
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    demo.launch()
     return 0
 
 

@@ -1,0 +1,50 @@
+"""The Gradio web demo: one module per tab, each a ``build(ctx)`` that lays out its components and events.
+
+Adding a tab is one module with a ``build(ctx: DemoContext)`` and one line in ``TABS``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..loading import DEFAULT_MODEL
+from ..registry import ModelRegistry
+from . import benchmark_tab, compare_tab, generate_tab
+from .context import DemoContext
+
+TABS = [("Generate", generate_tab.build), ("Compare", compare_tab.build), ("Benchmark", benchmark_tab.build)]
+
+
+def default_compare(model: str) -> str:
+    """The Compare tab's opening entries: the model as saved, with fewer steps, and with another sampler."""
+    return f"{model},{model}@steps=10,{model}@scheduler=ddim"
+
+
+def build_demo(
+    model: str = DEFAULT_MODEL,
+    registry: ModelRegistry | None = None,
+    compare_models: str | None = None,
+    max_images: int = 4,
+    max_compare: int = 4,
+    concurrency: int = 1,
+    max_queue: int = 16,
+    reports_dir: str | Path = "reports",
+) -> gr.Blocks:
+    """The whole demo, queued: at most `max_queue` waiting requests and `concurrency` sampling at once."""
+    ctx = DemoContext(registry or ModelRegistry(), model, compare_models or default_compare(model),
+                      max_images=max_images, max_compare=max_compare, concurrency=concurrency,
+                      reports_dir=Path(reports_dir))
+    described = ctx.registry.get(model).describe()  # loads the model now, not on the first request
+    with gr.Blocks(title="imagen_demo") as demo:
+        gr.Markdown(
+            "# imagen_demo\nAn open implementation of Google's Imagen: a frozen text encoder "
+            f"(`{described.get('text_encoder', '?')}`) conditions a cascade of pixel-space diffusion U-Nets "
+            f"({' → '.join(described.get('stages', []))}). Model: `{model}`."
+        )
+        with gr.Tabs():
+            for label, build in TABS:
+                with gr.Tab(label):
+                    build(ctx)
+    return demo.queue(max_size=max_queue)

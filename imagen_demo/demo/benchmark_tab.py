@@ -1,0 +1,111 @@
+"""The Benchmark tab: browse the report folders under ``reports/`` and run a small suite from the page.
+
+Browsing reads only the files a run leaves (run.json, summary.csv, grid.png, plots/, report.html), so a
+published report folder shows here without its images. Runs from the page are capped at a handful of
+prompts and use the demo's own models, through the same runner as ``python -m benchmarks run``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import gradio as gr
+
+from .context import DemoContext
+from .validation import check_entry_settings, compare_entries, user_errors
+
+MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
+
+
+def report_folders(root: Path) -> list[str]:
+    """Run folders under `root` that have a summary, newest first."""
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if (p / "summary.csv").is_file() and (p / "run.json").is_file()]
+    return [p.name for p in sorted(folders, key=lambda p: (p / "summary.csv").stat().st_mtime, reverse=True)]
+
+
+def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | None]:
+    """(Markdown with every per-category table, grid image, plot images, report.html) of one run folder."""
+    import pandas as pd
+
+    from benchmarks.report import GRID_FILE, METRIC_TITLES, markdown_table, metric_tables
+
+    run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
+    summary = pd.read_csv(folder / "summary.csv")
+    models = ", ".join(f"`{m['name']}`" for m in run["models"])
+    lines = [f"### {folder.name}: suite `{run['suite']}`", "",
+             f"{len(run['items'])} prompts × seeds {run['seeds']} × {models}. Cells: mean [95% bootstrap CI].", ""]
+    for metric, table in metric_tables(summary, run).items():
+        lines += [f"**{METRIC_TITLES[metric]}**", "", markdown_table(table, "category"), ""]
+    distances = summary[~summary["metric"].isin(METRIC_TITLES)]
+    if not distances.empty:
+        lines += ["**Distances to the reference set** (lower is better)", "", "| model | metric | value |",
+                  "| --- | --- | --- |"] + [f"| `{r.model}` | {r.metric} | {r.mean:.4g} |" for r in distances.itertuples()] + [""]
+    grid = folder / GRID_FILE
+    html = folder / "report.html"
+    return ("\n".join(lines), str(grid) if grid.is_file() else None, [str(p) for p in sorted((folder / "plots").glob("*.png"))],
+            str(html) if html.is_file() else None)
+
+
+def show_report(root: Path, name: str | None):
+    if not name:
+        return "No reports yet: run one below or with `python -m benchmarks run`.", None, [], None
+    if name not in report_folders(root):
+        raise gr.Error(f"There is no report “{name}” under {root}/ (a run folder with run.json and summary.csv).")
+    return describe_report(root / name)
+
+
+def folder_name(text: str | None, suite: str) -> str:
+    """A safe folder name under reports/: letters, digits, '.', '_' and '-' only; default: suite + time."""
+    name = (text or "").strip() or f"{suite}-{datetime.now():%Y%m%d-%H%M%S}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise gr.Error(f"Name the report with letters, digits, '.', '_' or '-' (at most 64); got “{name}”.")
+    return name
+
+
+def build(ctx: DemoContext) -> None:
+    from benchmarks.suite import builtin_suites
+
+    root = ctx.reports_dir
+    first = next(iter(report_folders(root)), None)
+    shown = show_report(root, first)
+    with gr.Row():
+        chosen = gr.Dropdown(report_folders(root), value=first, label=f"Report folder (under {root}/)", scale=3)
+        refresh = gr.Button("↻ Refresh", scale=1)
+    with gr.Row():
+        tables = gr.Markdown(shown[0])
+        with gr.Column():
+            grid = gr.Image(shown[1], label="Side by side: same prompt and seed in each column", type="filepath",
+                            height=640, elem_id="benchmark-grid")
+            html = gr.File(shown[3], label="Self-contained HTML report")
+    plots = gr.Gallery(shown[2], label="Per-category plots (95% CI)", columns=2, height=360)
+    with gr.Accordion("Run a small suite from this page", open=False):
+        with gr.Row():
+            suite_box = gr.Dropdown(list(builtin_suites()), value="shapes-test", label="Suite")
+            limit_slider = gr.Slider(1, MAX_PROMPTS, value=6, step=1,  # Gradio refuses values outside the bounds
+                                     label="Prompts (round-robin over categories; the command line runs more)")
+        models_box = gr.Textbox(label="Models (entries as in the Compare tab)", value=f"{ctx.model},{ctx.model}@steps=10")
+        name_box = gr.Textbox(label="Report name (a new folder under reports/; an existing one resumes)", value="")
+        run_button = gr.Button("Run benchmark", variant="primary")
+
+    def run(suite, limit, models, name, progress=gr.Progress()):
+        from benchmarks.cli import run_benchmark
+
+        specs = compare_entries(models, ctx.sources, ctx.max_compare)
+        out = folder_name(name, suite)
+        with user_errors():
+            for spec in specs:
+                check_entry_settings(ctx.registry.get(spec))
+            run_benchmark(suite, [s.name for s in specs], root / out, limit=int(limit), registry=ctx.registry,
+                          progress=False, on_image=lambda done, total: progress((done, total), desc="sampling"),
+                          sr_limit=2, features="efficientnet-lite0")
+        return gr.Dropdown(choices=report_folders(root), value=out), *describe_report(root / out)
+
+    outputs = [tables, grid, plots, html]
+    chosen.change(lambda name: show_report(root, name), chosen, outputs, api_name=False)
+    refresh.click(lambda: gr.Dropdown(choices=report_folders(root)), None, chosen, api_name=False)
+    run_button.click(run, [suite_box, limit_slider, models_box, name_box], [chosen, *outputs], api_name="benchmark", **ctx.event_limits())

@@ -1,0 +1,51 @@
+"""The Compare tab: one prompt and seed through several model entries, side by side, each with its time.
+
+Entries are the registry's ``NAME[@key=value,...]``, so "the same weights at 10 steps" and "another
+model" are compared the same way; weights load once per model and are shared with the Generate tab.
+"""
+
+from __future__ import annotations
+
+import time
+
+import gradio as gr
+
+from .context import DemoContext
+from .validation import check_entry_settings, compare_entries, prompt_text, seed_value, user_errors
+
+
+def build(ctx: DemoContext) -> None:
+    with gr.Row():
+        prompt = gr.Textbox(label="Prompt", value="a red circle above a blue square", scale=3)
+        seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
+    models = gr.Textbox(
+        label=f"Entries to compare (comma-separated, at most {ctx.max_compare})", value=ctx.compare_models,
+        info="NAME[@key=value,...]; keys: steps, guidance, scheduler, noise_aug, thresholding, percentile; "
+             "per-stage values with /, e.g. default@steps=25/5,guidance=7",
+    )
+    button = gr.Button("Compare", variant="primary")
+    gallery = gr.Gallery(label="Side by side", format="png", columns=ctx.max_compare, fit_columns=False, height="auto")
+    timings = gr.Markdown(label="Seconds per entry")
+
+    def compare(prompt, seed, models, progress=gr.Progress()):
+        text = prompt_text(prompt)
+        first = seed_value(seed, False, 1)
+        with user_errors():  # every entry is loaded and checked before any of them samples
+            entries = [ctx.registry.get(spec) for spec in compare_entries(models, ctx.sources, ctx.max_compare)]
+            for model in entries:
+                check_entry_settings(model)
+        shown, rows = [], ["| entry | seconds |", "| --- | --- |"]
+        for index, model in enumerate(entries):
+            def report(done: int, total: int, desc=f"{model.name} ({index + 1}/{len(entries)})") -> None:
+                progress((done, total), desc=desc)
+
+            started = time.perf_counter()
+            with user_errors():
+                image = model.generate([text], [first], progress=report)[0]
+            seconds = time.perf_counter() - started
+            shown.append((image, f"{model.name} · {seconds:.1f} s"))
+            rows.append(f"| `{model.name}` | {seconds:.2f} |")
+            yield shown, "\n".join(rows)
+
+    button.click(compare, [prompt, seed, models], [gallery, timings], api_name="compare", show_progress_on=gallery,
+                 **ctx.event_limits())

@@ -1,0 +1,31 @@
+"""What every tab is built from: the shared model registry, the configured models and the request limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..registry import ModelRegistry, parse_model_list
+
+# Every event that samples shares this concurrency group, so tabs never sample at the same time.
+SAMPLING = "sampling"
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    registry: ModelRegistry  # loads each model once; every tab and request shares it
+    model: str  # the Generate tab's model entry
+    compare_models: str  # the Compare tab's entries when the page opens
+    max_images: int = 4  # images per Generate request
+    max_compare: int = 4  # entries per Compare request
+    concurrency: int = 1  # sampling events that may run at once (1 on a CPU)
+    reports_dir: Path = Path("reports")  # the Benchmark tab's report folders live here
+
+    @property
+    def sources(self) -> set[str]:
+        """The models this demo was started with: the only weights a visitor can make it load."""
+        return {self.model} | {spec.source for spec in parse_model_list(self.compare_models)}
+
+    def event_limits(self) -> dict:
+        """Keyword arguments for every sampling event listener."""
+        return {"concurrency_limit": self.concurrency, "concurrency_id": SAMPLING}

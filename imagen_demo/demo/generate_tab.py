@@ -1,0 +1,140 @@
+"""The Generate tab: one prompt through the loaded cascade, with live previews and every stage's result.
+
+Each stage of the loaded pipeline gets its own guidance and steps fields, so a 3-stage cascade needs no
+code change. The API endpoint ``/generate`` takes them as ``guidance_1``, ``steps_1``, ``guidance_2``, ...
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+import gradio as gr
+
+from ..loading import DEFAULT_MODEL
+from ..pipeline import ImagenPipeline, ProgressEvent, _per_stage
+from ..schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
+from .context import DemoContext
+from .streaming import run_streaming
+from .validation import guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors
+
+PREVIEW_EVERY = 5  # steps between streamed previews (each stage's last step always gives one)
+EXAMPLES = [  # prompt, seed, random seed: an example gives the same picture every time
+    ["a red circle above a blue square", 0, False],
+    ["two green stars", 1, False],
+    ["a yellow triangle to the left of a purple cross", 2, False],
+]
+# Pipeline keyword -> the `python -m imagen_demo generate` option that sets it.
+CLI_OPTIONS = {
+    "negative_prompt": "--negative-prompt", "seed": "--seed", "num_images_per_prompt": "--num-images",
+    "num_inference_steps": "--steps", "guidance_scale": "--guidance", "scheduler": "--scheduler",
+    "noise_aug_level": "--noise-aug", "thresholding": "--thresholding",
+    "dynamic_thresholding_percentile": "--percentile",
+}
+
+
+def default_scheduler(pipe: ImagenPipeline) -> str:
+    """The model's saved sampler by short name, else the one its base stage came with."""
+    saved = pipe.defaults["scheduler"]
+    cls = scheduler_class(saved) if isinstance(saved, str) else type(pipe.stages[0].scheduler)
+    return next((name for name, known in SCHEDULERS.items() if known is cls), "dpm++")
+
+
+def cli_command(model: str, prompt: str, settings: dict) -> str:
+    """The shell command that makes the same images (the CLI makes the same pipeline call)."""
+    args = ["python", "-m", "imagen_demo", "generate", prompt]
+    if model != DEFAULT_MODEL:
+        args += ["--model", model]
+    for key, value in settings.items():
+        if value is not None:
+            args += [CLI_OPTIONS[key], ",".join(map(str, value)) if isinstance(value, list) else str(value)]
+    return shlex.join(args)
+
+
+def build(ctx: DemoContext) -> None:
+    pipe = ctx.registry.get(ctx.model).pipeline
+    if not isinstance(pipe, ImagenPipeline):
+        raise ValueError(f"the Generate tab needs an Imagen pipeline; {ctx.model!r} is a {type(pipe).__name__}")
+    sizes = [stage.size for stage in pipe.stages]
+    numbers = range(1, len(sizes) + 1)
+    guidance_defaults = _per_stage(pipe.defaults["guidance_scale"], len(sizes), "guidance_scale")
+    steps_defaults = _per_stage(pipe.defaults["num_inference_steps"], len(sizes), "num_inference_steps")
+
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", placeholder="a red circle above a blue square", lines=2)
+            negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
+            with gr.Row():
+                seed = gr.Number(label="Seed", value=0, precision=0)
+                randomize = gr.Checkbox(label="random seed", value=True)
+                num_images = gr.Slider(1, ctx.max_images, value=1, step=1, label="Images")
+            with gr.Accordion("Advanced", open=False):
+                per_stage = {}
+                for i, size, guidance, steps in zip(numbers, sizes, guidance_defaults, steps_defaults):
+                    with gr.Row():
+                        what = "base" if i == 1 else "super-resolution"
+                        per_stage[f"guidance_{i}"] = gr.Number(value=guidance, step=0.5,
+                                                               label=f"Guidance · stage {i} ({what}, {size} px)")
+                        per_stage[f"steps_{i}"] = gr.Number(label=f"Steps · stage {i}", value=steps, precision=0)
+                scheduler = gr.Dropdown(list(SCHEDULERS), value=default_scheduler(pipe), label="Scheduler")
+                noise_aug = gr.Slider(0, 1, value=pipe.defaults["noise_aug_level"], step=0.01, visible=len(sizes) > 1,
+                                      label="Noise-augmentation level seen by the super-resolution stages")
+                thresholding = gr.Radio(list(THRESHOLDING_MODES), value="dynamic", label="Thresholding")
+                percentile = gr.Slider(0.9, 1.0, value=0.995, step=0.001, label="Dynamic thresholding percentile")
+            button = gr.Button("Generate", variant="primary")
+            # Not cached: caching samples every example at start-up.
+            gr.Examples(EXAMPLES, [prompt, seed, randomize], cache_examples=False)
+        with gr.Column(scale=3):
+            gallery = gr.Gallery(label="Images", format="png", columns=2, fit_columns=False, height="auto",
+                                 elem_id="generate-gallery")
+            info = gr.Markdown(label="Seed and how to reproduce", elem_id="generate-info")
+            stages = gr.Gallery(label="Stage by stage", format="png", columns=len(sizes), height="auto")
+
+    def generate(prompt, negative_prompt, seed, randomize_seed, num_images, scheduler, noise_aug_level, thresholding,
+                 percentile, progress=gr.Progress(), **stage_fields):
+        text = prompt_text(prompt)
+        if notice := truncation_notice(pipe.text_encoder, text):
+            gr.Warning(notice)
+        count = int(num_images)
+        settings = {
+            "negative_prompt": (negative_prompt or "").strip() or None,
+            "seed": seed_value(seed, randomize_seed, count),
+            "num_images_per_prompt": count,
+            "num_inference_steps": [steps_value(stage_fields[f"steps_{i}"], f"Steps of stage {i}") for i in numbers],
+            "guidance_scale": [guidance_value(stage_fields[f"guidance_{i}"], f"Guidance of stage {i}")
+                               for i in numbers],
+            "scheduler": scheduler,
+            "noise_aug_level": noise_aug_level,
+            "thresholding": thresholding,
+            "dynamic_thresholding_percentile": percentile,
+        }
+
+        def show(event: ProgressEvent):
+            stage = f"stage {event.stage + 1}/{event.num_stages}"
+            progress((event.done, event.total), desc=f"{stage} · {sizes[event.stage]} px")
+            if event.preview is None:
+                return None
+            caption = f"preview · {stage} · step {event.step}/{event.num_steps}"
+            images = pipe.image_processor.postprocess(event.preview.float().cpu(), output_type="pil")
+            return [(image, caption) for image in images], gr.skip(), gr.skip(), gr.skip()
+
+        def sample(report):
+            return pipe(text, **settings, callback=report, preview_every=PREVIEW_EVERY, return_intermediates=True)
+
+        started = time.perf_counter()
+        with user_errors():
+            out = yield from run_streaming(sample, show)
+        seconds = time.perf_counter() - started
+        first = settings["seed"]
+        seeds = f"seed {first}" if count == 1 else f"seeds {first}–{first + count - 1}"
+        note = (f"**{count} image{'s' * (count > 1)} in {seconds:.1f} s, {seeds}.** To reproduce, untick "
+                f"*random seed*, enter seed {first} and keep these settings, or run:\n\n"
+                f"```bash\n{cli_command(ctx.model, text, settings)}\n```")
+        by_stage = [(images[i], f"image {i + 1} · stage {k + 1} · {sizes[k]} px")
+                    for i in range(count) for k, images in enumerate(out.stage_images)]
+        yield [(image, f"seed {s}") for image, s in zip(out.images, out.seeds)], by_stage, note, first
+
+    gr.on([button.click, prompt.submit], generate,
+          [prompt, negative, seed, randomize, num_images, scheduler, noise_aug, thresholding, percentile],
+          [gallery, stages, info, seed], inputs_kwargs=per_stage, api_name="generate", show_progress_on=gallery,
+          **ctx.event_limits())

@@ -1,0 +1,195 @@
+"""The web demo through its API (gradio_client against a live server on the tiny model), and its helpers."""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+
+import gradio as gr
+import numpy as np
+import PIL.Image
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from demo_server import serve_tiny
+from imagen_demo import cli
+from imagen_demo.demo.streaming import Cancelled, run_streaming
+from imagen_demo.demo.validation import (
+    MAX_STEPS, compare_entries, guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors,
+)
+from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.pipeline import MAX_SEED
+
+PROMPT = "a red circle above a blue square"
+FAST = {"steps_1": 2, "steps_2": 2}
+
+
+@pytest.fixture(scope="module")
+def server(tiny_pipe_dir):
+    model = str(tiny_pipe_dir)
+    entries = f"{model}@steps=2,{model}@steps=1,{model}@steps=2,scheduler=ddim"
+    with serve_tiny(tiny_pipe_dir, compare_models=entries) as (url, registry):
+        yield Client(url, verbose=False), registry, model
+
+
+def pixels(path: str) -> np.ndarray:
+    return np.asarray(PIL.Image.open(path), dtype=np.int16)
+
+
+def generate(client: Client, **kwargs):
+    request = {"prompt": PROMPT, "seed": 7, "randomize_seed": False, **FAST, **kwargs}
+    return client.predict(**request, api_name="/generate")
+
+
+def test_generate_gives_every_stage_and_the_same_pixels_for_the_same_seed(server):
+    client = server[0]
+    images, stages, note, seed = generate(client, num_images=2)
+    assert seed == 7 and "seeds 7–8" in note
+    assert [item["caption"] for item in images] == ["seed 7", "seed 8"]
+    assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32)] * 2
+    assert [PIL.Image.open(item["image"]).size for item in stages] == [(16, 16), (32, 32)] * 2
+    again = generate(client, num_images=1)[0]
+    np.testing.assert_array_equal(pixels(again[0]["image"]), pixels(images[0]["image"]))
+    other = generate(client, num_images=1, seed=8)[0]
+    assert not np.array_equal(pixels(other[0]["image"]), pixels(images[0]["image"]))
+    np.testing.assert_array_equal(pixels(other[0]["image"]), pixels(images[1]["image"]))  # image i has seed + i
+
+
+def test_previews_stream_before_the_result(server):
+    job = server[0].submit(prompt=PROMPT, seed=1, randomize_seed=False, **FAST, api_name="/generate")
+    job.result()
+    captions = [output[0][0]["caption"] for output in job.outputs()]
+    assert captions == ["preview · stage 1/2 · step 2/2", "preview · stage 2/2 · step 2/2", "seed 1"]
+
+
+def test_a_random_seed_is_shown_and_the_shown_command_reproduces_the_image(server, tmp_path):
+    client, _, model = server
+    images, _, note, seed = generate(client, randomize_seed=True, negative_prompt="green", guidance_2=1.5)
+    assert 0 <= seed <= MAX_SEED and f"seed {seed}" in note
+    command = shlex.split(note.split("```bash\n")[1].split("\n```")[0])
+    assert command[:5] == ["python", "-m", "imagen_demo", "generate", PROMPT] and model in command
+    assert cli.main(command[3:] + ["--out", str(tmp_path / "cli.png")]) == 0
+    np.testing.assert_array_equal(pixels(tmp_path / "cli.png"), pixels(images[0]["image"]))
+
+
+def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_once(server):
+    client, registry, model = server
+    entries = [f"{model}@steps=2", f"{model}@steps=1", f"{model}@steps=2,scheduler=ddim"]
+    images, table = client.predict(prompt=PROMPT, seed=3, models=",".join(entries), api_name="/compare")
+    assert [item["caption"].split(" · ")[0] for item in images] == entries
+    assert all(item["caption"].endswith(" s") for item in images)
+    assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32)] * 3
+    assert len(table.splitlines()) == 2 + len(entries)
+    assert list(registry.load_seconds) == [model]  # the Generate and Compare tabs share one loaded pipeline
+
+
+def test_bad_requests_are_sentences_and_the_server_still_answers(server):
+    client, _, model = server
+    bad = [
+        ("/generate", {"prompt": "   "}, "describe the image"),
+        ("/generate", {"steps_1": 0}, "Steps of stage 1 must be a whole number of steps from 1 to 100"),
+        ("/generate", {"steps_2": MAX_STEPS + 1}, "Steps of stage 2"),
+        ("/generate", {"guidance_1": -1}, "Guidance of stage 1 must be between 0 and 30"),
+        ("/generate", {"seed": -5}, "seed must be a whole number"),
+        ("/generate", {"num_images": 5}, "greater than maximum value 4"),
+        ("/compare", {"models": ",".join(f"{model}@steps={n}" for n in range(1, 6))}, "at most 4 entries"),
+        ("/compare", {"models": "./elsewhere"}, "not one of this demo's models"),
+        ("/compare", {"models": f"{model}@stpes=2"}, "unknown setting 'stpes'"),
+        ("/compare", {"models": f"{model}@steps=1000"}, "num_inference_steps must be a whole number of steps"),
+        # Passes the demo's checks; the pipeline's own check refuses it, as a sentence too.
+        ("/compare", {"models": f"{model}@steps=1,noise_aug=2"}, r"noise_aug_level must be in \[0, 1\]"),
+    ]
+    for endpoint, kwargs, message in bad:
+        with pytest.raises(AppError, match=message):
+            if endpoint == "/generate":
+                generate(client, **kwargs)
+            else:
+                client.predict(**{"prompt": PROMPT, "seed": 0, **kwargs}, api_name=endpoint)
+    assert PIL.Image.open(generate(client)[0][0]["image"]).size == (32, 32)
+
+
+def test_app_reports_a_missing_model_in_one_line(monkeypatch, tmp_path, capsys):
+    import app
+
+    monkeypatch.setenv("IMAGEN_MODEL", str(tmp_path / "nowhere"))
+    assert app.main([]) == 2
+    assert capsys.readouterr().err.startswith(f"error: Model '{tmp_path / 'nowhere'}' is not available")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def test_input_checks_name_the_field_and_the_bound(tiny_encoder):
+    assert prompt_text("  two green stars ") == "two green stars"
+    with pytest.raises(gr.Error, match="describe the image"):
+        prompt_text(None)
+    assert truncation_notice(tiny_encoder, "two green stars") is None
+    assert "reads the first 16" in truncation_notice(tiny_encoder, " ".join([PROMPT] * 4))
+    assert seed_value(12, False, 4) == 12
+    assert all(0 <= seed_value(None, True, 4) <= MAX_SEED - 3 for _ in range(50))
+    for seed in (None, -1, 1.5, MAX_SEED - 2):
+        with pytest.raises(gr.Error, match=f"from 0 to {MAX_SEED - 3}"):
+            seed_value(seed, False, 4)
+    assert steps_value(25.0, "Steps") == 25 and guidance_value(0, "Guidance") == 0.0
+    for steps in (0, 2.5, MAX_STEPS + 1, None):
+        with pytest.raises(gr.Error, match="Steps of stage 2 must be"):
+            steps_value(steps, "Steps of stage 2")
+    with pytest.raises(gr.Error, match="Guidance must be between 0 and 30"):
+        guidance_value(31, "Guidance")
+
+
+def test_compare_entries_are_bounded_to_the_demo_models():
+    assert [s.name for s in compare_entries("a, a@steps=3,guidance=2", {"a"}, 2)] == ["a", "a@steps=3,guidance=2"]
+    for text, message in [("", "no models"), ("a,a@steps=1,a@steps=2", "at most 2"), ("a,b", "“b” is not one of")]:
+        with pytest.raises(gr.Error, match=message):
+            compare_entries(text, {"a"}, 2)
+
+
+def test_user_errors_become_their_message_and_others_pass_through():
+    for err in (ValueError("bad seed"), FloatingPointError("stage 2: NaN"), WeightsNotFoundError("no weights")):
+        with pytest.raises(gr.Error, match=str(err)), user_errors():
+            raise err
+    with pytest.raises(RuntimeError), user_errors():
+        raise RuntimeError("a bug stays a bug")
+
+
+def test_streaming_yields_shown_events_returns_the_result_and_raises_worker_errors():
+    def consume(work, show):
+        result = yield from run_streaming(work, show)
+        yield ("result", result)
+
+    def work(report):
+        for event in (1, None, 2):
+            report(event)
+        return "done"
+
+    assert list(consume(work, lambda e: None if e is None else e * 10)) == [10, 20, ("result", "done")]
+
+    def failing(report):
+        report("step")
+        raise FloatingPointError("stage 2: NaN in the model output")
+
+    stream = run_streaming(failing, str.upper)
+    assert next(stream) == "STEP"
+    with pytest.raises(gr.Error, match="NaN in the model output"), user_errors():
+        next(stream)
+
+
+def test_closing_the_stream_stops_the_worker():
+    stopped = threading.Event()
+
+    def endless(report):
+        try:
+            while True:
+                report("step")
+                time.sleep(0.001)
+        except Cancelled:
+            stopped.set()
+            raise
+
+    stream = run_streaming(endless, lambda e: e)
+    assert next(stream) == "step"
+    stream.close()
+    assert stopped.wait(5)

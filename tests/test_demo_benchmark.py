@@ -1,0 +1,51 @@
+"""The demo's Benchmark tab: browsing report folders, and a small run from the page through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+from gradio_client.exceptions import AppError
+
+from demo_server import serve_tiny
+from imagen_demo.demo.benchmark_tab import MAX_PROMPTS, describe_report, folder_name, report_folders, show_report
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+
+
+def test_the_committed_demo_report_is_browsable_without_its_images():
+    assert "demo" in report_folders(REPORTS)
+    tables, grid, plots, html = describe_report(REPORTS / "demo")
+    for text in ("`default@steps=10`", "color_attr", "overall", "Exact compositional correctness", "FD-EfficientNet-Lite0"):
+        assert text in tables
+    assert Path(grid).name == "grid.png" and {Path(p).name for p in plots} >= {"exact.png", "checks.png"}
+    assert Path(html).name == "report.html"
+
+
+def test_names_and_missing_reports_are_refused_in_sentences(tmp_path):
+    assert folder_name("", "shapes-test").startswith("shapes-test-")
+    for bad in ("../escape", "a/b", ".hidden", "x" * 65):
+        with pytest.raises(gr.Error, match="Name the report"):
+            folder_name(bad, "shapes-test")
+    with pytest.raises(gr.Error, match="no report “demo”"):
+        show_report(tmp_path, "demo")
+    assert show_report(tmp_path, None)[0].startswith("No reports yet")
+
+
+def test_a_small_suite_runs_from_the_page(tiny_pipe_dir, tmp_path):
+    model = str(tiny_pipe_dir)
+    with serve_tiny(tiny_pipe_dir, reports_dir=tmp_path) as (url, _):
+        client = Client(url, verbose=False)
+        chosen, tables, grid, plots, html = client.predict(
+            suite="shapes-test", limit=2, models=f"{model}@steps=1", name="mini", api_name="/benchmark")
+        assert chosen["value"] == "mini" and (tmp_path / "mini" / "summary.csv").is_file()
+        assert f"`{model}@steps=1`" in tables and "single_object" in tables and Path(grid).is_file()
+        with pytest.raises(AppError, match="not one of this demo's models"):
+            client.predict(suite="shapes-test", limit=2, models="someone/else", name="x", api_name="/benchmark")
+        with pytest.raises(AppError, match=f"greater than maximum value {MAX_PROMPTS}"):
+            client.predict(suite="shapes-test", limit=MAX_PROMPTS + 1, models=model, name="x", api_name="/benchmark")
+        with pytest.raises(AppError, match="Name the report"):
+            client.predict(suite="shapes-test", limit=1, models=model, name="../up", api_name="/benchmark")
+        assert report_folders(tmp_path) == ["mini"]  # the refused requests wrote nothing
