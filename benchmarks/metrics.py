@@ -206,14 +206,18 @@ def distribution_distances(generated: torch.Tensor, reference: torch.Tensor, lab
     if min(len(generated), len(reference)) < 2:
         raise MetricUnavailable("Fréchet/kernel distances skipped: they need at least 2 generated and 2 reference images")
     feature = _Precomputed(generated.shape[1])
+    smallest = min(len(generated), len(reference))
     fd = FrechetInceptionDistance(feature=feature, normalize=True)
-    kd = KernelInceptionDistance(feature=feature, normalize=True, subset_size=min(50, len(generated), len(reference)))
+    kd = KernelInceptionDistance(feature=feature, normalize=True, subset_size=min(50, smallest))
     for metric in (fd, kd):
         metric.update(reference, real=True)
         metric.update(generated, real=False)
     kd_mean, kd_std = kd.compute()
     fd_name, kd_name = distance_names(label)
-    return {fd_name: float(fd.compute()), kd_name: float(kd_mean), f"{kd_name} std": float(kd_std)}
+    out = {fd_name: float(fd.compute()), kd_name: float(kd_mean)}
+    if smallest > 50:  # KID's spread over random 50-image subsets; with fewer images every subset is the whole set
+        out[f"{kd_name} std"] = float(kd_std)
+    return out
 
 
 # ------------------------------------------------------------------------------------- SR fidelity
