@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "assemble" or args.assemble:
                 print(assemble(recipe, getattr(args, "out", None)))
     except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError, FileExistsError,
-            FileNotFoundError, TrainingDivergedError) as err:
+            FileNotFoundError, TrainingDivergedError, ImportError) as err:  # ImportError: an optional package, named
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

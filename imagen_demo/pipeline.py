@@ -106,7 +106,7 @@ class StageSettings:
         self.guidance_scale, self.noise_aug_level = float(w), float(level)
 
 
-def _per_stage(value, num_stages: int, name: str) -> list:
+def per_stage(value, num_stages: int, name: str) -> list:
     values = list(value) if isinstance(value, (list, tuple)) else [value] * num_stages
     if len(values) != num_stages:
         raise ValueError(f"{name} has {len(values)} values but the pipeline has {num_stages} stages")
@@ -292,9 +292,9 @@ class ImagenPipeline:
         return [
             StageSettings(w, steps, sched, **shared)
             for w, steps, sched in zip(
-                _per_stage(guidance_scale, n, "guidance_scale"),
-                _per_stage(num_inference_steps, n, "num_inference_steps"),
-                _per_stage(scheduler if scheduler is not None else self.defaults["scheduler"], n, "scheduler"),
+                per_stage(guidance_scale, n, "guidance_scale"),
+                per_stage(num_inference_steps, n, "num_inference_steps"),
+                per_stage(scheduler if scheduler is not None else self.defaults["scheduler"], n, "scheduler"),
             )
         ]
 

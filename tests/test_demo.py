@@ -15,6 +15,7 @@ from gradio_client.exceptions import AppError
 
 from demo_server import serve_tiny
 from imagen_demo import cli
+from imagen_demo.demo.generate_tab import cli_command
 from imagen_demo.demo.streaming import Cancelled, run_streaming
 from imagen_demo.demo.validation import (
     MAX_STEPS, compare_entries, guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors,
@@ -69,9 +70,12 @@ def test_a_random_seed_is_shown_and_the_shown_command_reproduces_the_image(serve
     images, _, note, seed = generate(client, randomize_seed=True, negative_prompt="green", guidance_2=1.5)
     assert 0 <= seed <= MAX_SEED and f"seed {seed}" in note
     command = shlex.split(note.split("```bash\n")[1].split("\n```")[0])
-    assert command[:5] == ["python", "-m", "imagen_demo", "generate", PROMPT] and model in command
-    assert cli.main(command[3:] + ["--out", str(tmp_path / "cli.png")]) == 0
+    assert command[:4] == ["python", "-m", "imagen_demo", "generate"] and command[-2:] == ["--", PROMPT]
+    assert model in command
+    assert cli.main(command[3:4] + ["--out", str(tmp_path / "cli.png")] + command[4:]) == 0
     np.testing.assert_array_equal(pixels(tmp_path / "cli.png"), pixels(images[0]["image"]))
+    dashed = shlex.split(cli_command("default", "-a dash first", {"seed": 1}))[3:]
+    assert cli.build_parser().parse_args(dashed).prompt == "-a dash first"
 
 
 def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_once(server):

@@ -218,3 +218,11 @@ def test_data_sources_are_deterministic_in_seed_and_index(tmp_path):
         ImageFolderData(tmp_path / "empty")
     with pytest.raises(FileNotFoundError):
         ImageFolderData(tmp_path / "missing")
+
+
+def test_a_missing_optional_package_is_one_cli_line(tmp_path, tiny_t5_dir, capsys, monkeypatch):
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 4")
+    config.write_text(config.read_text().replace('max_length = 16', 'max_length = 16\ndata = {kind = "huggingface", name = "user/shapes"}'))
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as if `datasets` were not installed
+    assert main(["train", "--config", str(config), "--stage", "1"]) == 2
+    assert "error: Hugging Face datasets need `pip install datasets`" in capsys.readouterr().err

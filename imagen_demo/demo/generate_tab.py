@@ -12,7 +12,7 @@ import time
 import gradio as gr
 
 from ..loading import DEFAULT_MODEL
-from ..pipeline import ImagenPipeline, ProgressEvent, _per_stage
+from ..pipeline import ImagenPipeline, ProgressEvent, per_stage
 from ..schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
 from .context import DemoContext
 from .streaming import run_streaming
@@ -42,13 +42,13 @@ def default_scheduler(pipe: ImagenPipeline) -> str:
 
 def cli_command(model: str, prompt: str, settings: dict) -> str:
     """The shell command that makes the same images (the CLI makes the same pipeline call)."""
-    args = ["python", "-m", "imagen_demo", "generate", prompt]
+    args = ["python", "-m", "imagen_demo", "generate"]
     if model != DEFAULT_MODEL:
         args += ["--model", model]
     for key, value in settings.items():
         if value is not None:
             args += [CLI_OPTIONS[key], ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-    return shlex.join(args)
+    return shlex.join([*args, "--", prompt])  # "--": a prompt starting with "-" stays the prompt
 
 
 def build(ctx: DemoContext) -> None:
@@ -57,8 +57,8 @@ def build(ctx: DemoContext) -> None:
         raise ValueError(f"the Generate tab needs an Imagen pipeline; {ctx.model!r} is a {type(pipe).__name__}")
     sizes = [stage.size for stage in pipe.stages]
     numbers = range(1, len(sizes) + 1)
-    guidance_defaults = _per_stage(pipe.defaults["guidance_scale"], len(sizes), "guidance_scale")
-    steps_defaults = _per_stage(pipe.defaults["num_inference_steps"], len(sizes), "num_inference_steps")
+    guidance_defaults = per_stage(pipe.defaults["guidance_scale"], len(sizes), "guidance_scale")
+    steps_defaults = per_stage(pipe.defaults["num_inference_steps"], len(sizes), "num_inference_steps")
 
     with gr.Row():
         with gr.Column(scale=2):
@@ -69,13 +69,13 @@ def build(ctx: DemoContext) -> None:
                 randomize = gr.Checkbox(label="random seed", value=True)
                 num_images = gr.Slider(1, ctx.max_images, value=1, step=1, label="Images")
             with gr.Accordion("Advanced", open=False):
-                per_stage = {}
+                stage_fields = {}
                 for i, size, guidance, steps in zip(numbers, sizes, guidance_defaults, steps_defaults):
                     with gr.Row():
                         what = "base" if i == 1 else "super-resolution"
-                        per_stage[f"guidance_{i}"] = gr.Number(value=guidance, step=0.5,
+                        stage_fields[f"guidance_{i}"] = gr.Number(value=guidance, step=0.5,
                                                                label=f"Guidance · stage {i} ({what}, {size} px)")
-                        per_stage[f"steps_{i}"] = gr.Number(label=f"Steps · stage {i}", value=steps, precision=0)
+                        stage_fields[f"steps_{i}"] = gr.Number(label=f"Steps · stage {i}", value=steps, precision=0)
                 scheduler = gr.Dropdown(list(SCHEDULERS), value=default_scheduler(pipe), label="Scheduler")
                 noise_aug = gr.Slider(0, 1, value=pipe.defaults["noise_aug_level"], step=0.01, visible=len(sizes) > 1,
                                       label="Noise-augmentation level seen by the super-resolution stages")
@@ -136,5 +136,5 @@ def build(ctx: DemoContext) -> None:
 
     gr.on([button.click, prompt.submit], generate,
           [prompt, negative, seed, randomize, num_images, scheduler, noise_aug, thresholding, percentile],
-          [gallery, stages, info, seed], inputs_kwargs=per_stage, api_name="generate", show_progress_on=gallery,
+          [gallery, stages, info, seed], inputs_kwargs=stage_fields, api_name="generate", show_progress_on=gallery,
           **ctx.event_limits())
