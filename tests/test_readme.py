@@ -23,3 +23,11 @@ def test_readme_shapes_example_runs():
     exec(compile(example, "README.md", "exec"), namespace)
     assert namespace["result"].passed
     assert namespace["parse_caption"]("红色圆形在蓝色正方形的左边") == namespace["parse_caption"]("a red circle to the left of a blue square")
+
+
+def test_readme_model_interface_example_runs():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    example = next(b for b in blocks if "ModelRegistry()" in b)
+    namespace: dict = {}
+    exec(compile(example, "README.md", "exec"), namespace)
+    assert [image.size for image in namespace["images"]] == [(256, 256)]
