@@ -15,7 +15,7 @@ from pathlib import Path
 from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.registry import ModelRegistry, parse_model_list
 
-from .runner import RUN_FILE, generate_images, super_resolve_truth, write_run_file
+from .runner import generate_images, save_run_file, super_resolve_truth, write_run_file
 from .scoring import load_run, score_run, summarise, write_tables
 from .suite import builtin_suites, load_suite
 
@@ -93,14 +93,9 @@ def run_benchmark(suite: str, models: str | list[str], out: Path, seeds=(0,), li
 
 
 def _record_timing(out: Path, timing: dict) -> None:
-    import json
-
-    from imagen_demo.atomic import atomic_path
-
     run = load_run(out)
     run["timing"] = timing
-    with atomic_path(out / RUN_FILE) as tmp:
-        tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    save_run_file(out, run)
 
 
 def score(out: Path, clip: str | None = DEFAULT_CLIP, features: str = "auto", reference: Path | None = None,
@@ -115,9 +110,10 @@ def write(out: Path, scores, summary, grid_limit: int = 24) -> dict:
     """results.csv, summary.csv, report.md, report.html; returns what the caller shows."""
     from .report import write_report
 
+    run = load_run(out)
     write_tables(out, scores, summary)
-    md, html = write_report(out, scores, summary, load_run(out), grid_limit=grid_limit)
-    return {"summary": summary, "notes": scores.notes, "report": html, "markdown": md, "timing": load_run(out).get("timing")}
+    md, html = write_report(out, scores, summary, run, grid_limit=grid_limit)
+    return {"summary": summary, "notes": scores.notes, "report": html, "markdown": md, "timing": run.get("timing")}
 
 
 def build_report(out: Path, grid_limit: int = 24, **scoring) -> dict:

@@ -80,10 +80,10 @@ class ClipScorer:
         processor = CLIPProcessor.from_pretrained(name, local_files_only=hub_offline())
 
         def score(images, prompts):
+            pixels = [torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1).to(self.device) for im in images]
             with torch.no_grad():
-                return [float(clip_score((to_tensor([im])[0] * 255).to(torch.uint8).to(self.device), prompt,
-                                         model_name_or_path=lambda: (model, processor)))
-                        for im, prompt in zip(images, prompts)]
+                return [float(clip_score(image, prompt, model_name_or_path=lambda: (model, processor)))
+                        for image, prompt in zip(pixels, prompts)]
 
         return score
 
@@ -116,7 +116,8 @@ class ImageFeatures(nn.Module):
 
     @torch.no_grad()
     def embed(self, images: list[PIL.Image.Image], batch_size: int = 32) -> torch.Tensor:
-        return torch.cat([self(to_tensor(images[i:i + batch_size])) for i in range(0, len(images), batch_size)])
+        parts = [self(to_tensor(images[i:i + batch_size])) for i in range(0, len(images), batch_size)]
+        return torch.cat(parts) if parts else torch.empty(0, self.num_features)
 
 
 class EfficientNetLite0Features(ImageFeatures):

@@ -47,6 +47,13 @@ def _cell(row, metric: str) -> str:
     return text
 
 
+def shown_rows(summary: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """A metric's summary rows as reported: time only overall, since a batch's time is split evenly over its
+    images and per category it would mean nothing."""
+    part = summary[summary["metric"] == metric]
+    return part[part["category"] == OVERALL] if metric == "seconds" else part
+
+
 def metric_tables(summary: pd.DataFrame, run: dict) -> dict[str, pd.DataFrame]:
     """{metric: table of categories (rows) x models (columns)}, cells 'mean [95% CI]'."""
     models = [m["name"] for m in run["models"]]
@@ -54,9 +61,7 @@ def metric_tables(summary: pd.DataFrame, run: dict) -> dict[str, pd.DataFrame]:
     per_image = summary[summary["metric"].isin(METRIC_ORDER)]
     tables = {}
     for metric in [m for m in METRIC_ORDER if m in set(per_image["metric"])]:
-        part = per_image[per_image["metric"] == metric]
-        if metric == "seconds":  # a batch's time is split evenly over its images: per category it means nothing
-            part = part[part["category"] == OVERALL]
+        part = shown_rows(per_image, metric)
         table = pd.DataFrame(index=[c for c in categories if c in set(part["category"])], columns=models, dtype=object)
         for row in part.to_dict("records"):
             table.loc[row["category"], row["model"]] = _cell(row, metric)
@@ -90,9 +95,7 @@ def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
     models = [m["name"] for m in run["models"]]
     out = {}
     for metric in [m for m in ("exact", "checks", "clip_score", "seconds") if m in set(summary["metric"])]:
-        part = summary[summary["metric"] == metric]
-        if metric == "seconds":
-            part = part[part["category"] == OVERALL]
+        part = shown_rows(summary, metric)
         categories = list(dict.fromkeys(part["category"]))
         fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(categories) * max(1, len(models)) / 2 + 2), 3.6), dpi=100)
         width = 0.8 / len(models)
@@ -197,9 +200,9 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
         md += ["## Skipped", ""] + [f"- {note}" for note in scores.notes] + [""]
     md += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in pngs] + [""]
     md += ["## Side by side (first prompts, same seed in every column)", "", f"![grid]({GRID_FILE})", ""]
-    md += ["## Settings and versions", "", "```json", json.dumps(
-        {"models": run["models"], "options": run.get("options", {}), "versions": run["versions"]}, indent=2, default=str),
-        "```", ""]
+    settings = json.dumps({"models": run["models"], "options": run.get("options", {}), "versions": run["versions"]},
+                          indent=2, default=str)
+    md += ["## Settings and versions", "", "```json", settings, "```", ""]
     md_path = out / "report.md"
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(md), encoding="utf-8")
@@ -234,9 +237,7 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
                          f"<figcaption>{esc(note)}</figcaption></figure></td>")
         parts.append(f"<tr><td><span class='prompt'>{esc(row['prompt'])}</span><br>{esc(row['category'])}, "
                      f"seed {row['seed']}</td>{''.join(cells)}</tr>")
-    parts.append("</table><h2>Settings and versions</h2><pre>" + esc(json.dumps(
-        {"models": run["models"], "options": run.get("options", {}), "versions": run["versions"]}, indent=2, default=str))
-        + "</pre></body></html>")
+    parts.append(f"</table><h2>Settings and versions</h2><pre>{esc(settings)}</pre></body></html>")
     html_path = out / "report.html"
     with atomic_path(html_path) as tmp:
         tmp.write_text("".join(parts), encoding="utf-8")

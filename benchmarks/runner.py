@@ -84,13 +84,16 @@ def write_run_file(out: Path, suite: str, items: list[SuiteItem], seeds: list[in
         "models": [{**m.describe(), "fingerprint": fingerprint(m)} for m in models],
         "options": options, "versions": versions(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / RUN_FILE) as tmp:
-        tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    save_run_file(out, run)
     return run
 
 
-def _batches(todo: list, size: int):
+def save_run_file(out: Path, run: dict) -> None:
+    with atomic_path(out / RUN_FILE) as tmp:
+        tmp.write_text(json.dumps(run, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+
+
+def batches(todo: list, size: int):
     for start in range(0, len(todo), size):
         yield todo[start:start + size]
 
@@ -102,8 +105,7 @@ def _save(out: Path, manifest: Manifest, kind: str, model: TextToImageModel, fp:
     save_image(image, out / path)
     manifest.add({
         "key": entry_key(kind, model.name, fp, item.id, seed), "kind": kind, "model": model.name, "fingerprint": fp,
-        "item": item.id,
-        "prompt": item.prompt, "category": item.category, "seed": seed, "image": path.as_posix(),
+        "item": item.id, "prompt": item.prompt, "category": item.category, "seed": seed, "image": path.as_posix(),
         "seconds": seconds, "batch": batch, **extra,
     })
 
@@ -127,7 +129,7 @@ def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models:
     with tqdm(total=total, unit="img", desc="generating", disable=not progress) as bar:
         for model, fp, todo in plan:
             bar.set_description(model.name)
-            for batch in _batches(todo, batch_size):
+            for batch in batches(todo, batch_size):
                 started = time.perf_counter()
                 images = model.generate([item.prompt for item, _ in batch], [seed for _, seed in batch])
                 seconds = (time.perf_counter() - started) / len(batch)
@@ -161,7 +163,7 @@ def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: li
             continue
         fp = fingerprint(model)
         todo = [item for item in chosen if not manifest.done(entry_key("sr", model.name, fp, item.id, seed))]
-        for batch in tqdm(list(_batches(todo, batch_size)), desc=f"{model.name} SR", disable=not progress):
+        for batch in tqdm(list(batches(todo, batch_size)), desc=f"{model.name} SR", disable=not progress):
             low = [true_render_pair(item, seed, model.sizes[0], model.sizes[-1])[0] for item in batch]
             started = time.perf_counter()
             images = model.super_resolve([item.prompt for item in batch], low, [seed] * len(batch))

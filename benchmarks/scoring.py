@@ -17,7 +17,7 @@ import pandas as pd
 from . import metrics
 from .metrics import MetricUnavailable
 from .jsonl import append_jsonl, read_jsonl
-from .runner import RUN_FILE, Manifest, true_render_pair
+from .runner import RUN_FILE, Manifest, batches, true_render_pair
 from .suite import SuiteItem
 
 SCORES_FILE = "scores.jsonl"
@@ -87,8 +87,7 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
     cache, notes = ScoreCache(out), []
 
     def score_missing(todo: list[dict], scorer: str, fn) -> None:
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+        for batch in batches(todo, batch_size):
             for entry, values in zip(batch, fn(batch)):
                 cache.add(entry, scorer, values)
 
@@ -139,23 +138,27 @@ def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[
     except MetricUnavailable as err:
         notes.append(str(err))
         return pd.DataFrame(columns=columns)
-    folder_features = None
+    # Reference features by what they depict: a folder once, or true renders once per (items and seeds, size),
+    # so models sampled over the same plan share them.
+    references: dict = {}
     if reference is not None:
         files = sorted(p for p in Path(reference).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
-        folder_features = net.embed(metrics.load_images(files))
+        references[None] = net.embed(metrics.load_images(files))
     rows = []
     for model in run["models"]:
         mine = [e for e in images if e["model"] == model["name"]]
         if not mine:
             continue
         generated = _images(out, mine)
-        if folder_features is None:
-            mine_with_spec = [(e, im) for e, im in zip(mine, generated) if items[e["item"]].spec]
-            generated = [im for _, im in mine_with_spec]
-            truth = [metrics.reference_renders(items[e["item"]].spec, e["seed"], im.width) for e, im in mine_with_spec]
-            ref = net.embed(truth)
-        else:
-            ref = folder_features
+        depicted = None  # the reference folder
+        if reference is None:
+            pairs = [(e, im) for e, im in zip(mine, generated) if items[e["item"]].spec]
+            generated = [im for _, im in pairs]
+            size = generated[0].width if generated else 0
+            depicted = (tuple((e["item"], e["seed"]) for e, _ in pairs), size)
+            if depicted not in references:
+                references[depicted] = net.embed([metrics.reference_renders(items[i].spec, seed, size) for i, seed in depicted[0]])
+        ref = references[depicted]
         try:
             values = metrics.distribution_distances(net.embed(generated), ref, net.label)
         except MetricUnavailable as err:

@@ -39,6 +39,13 @@ def missing(what: str, name: str | os.PathLike) -> WeightsNotFoundError:
     return WeightsNotFoundError(f"{what} '{name}' is not available on this machine. {_HOW_TO_PROVIDE}")
 
 
+def is_hub_id(name: str | os.PathLike) -> bool:
+    """'owner/name' that is neither a shipped model nor anything on disk: the only names the hub may resolve."""
+    text = str(name)
+    return (text not in SHIPPED_MODELS and not Path(text).expanduser().exists()
+            and not text.startswith((".", "/", "~")) and text.count("/") == 1)
+
+
 def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
     """A shipped model's name, a local folder as is, else a hub id resolved through the cache (or the hub when allowed)."""
     if str(name_or_path) in SHIPPED_MODELS:
@@ -52,7 +59,7 @@ def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
-    if path.exists() or str(name_or_path).startswith((".", "/", "~")) or str(name_or_path).count("/") != 1:
+    if not is_hub_id(name_or_path):
         raise missing(what, name_or_path)
     from huggingface_hub import snapshot_download
 

@@ -26,7 +26,7 @@ from typing import Callable
 import PIL.Image
 import torch
 
-from .loading import SHIPPED_MODELS, hub_offline, missing, resolve_folder
+from .loading import hub_offline, is_hub_id, missing, resolve_folder
 from .pipeline import MODEL_INDEX, ImagenPipeline
 from .schedulers import scheduler_class
 
@@ -201,7 +201,7 @@ class DiffusersModel(TextToImageModel):
 
 def _model_index(source: str) -> tuple[dict, str]:
     """Read a model's model_index.json (shipped name, folder, or hub id) without loading weights."""
-    if source in SHIPPED_MODELS or Path(source).expanduser().is_dir() or source.startswith((".", "/", "~")):
+    if not is_hub_id(source):
         folder = resolve_folder(source, "Model")
         index_file = folder / MODEL_INDEX
         if not index_file.is_file():

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from .context import DemoContext
-from .validation import check_entry_settings, compare_entries, user_errors
+from .validation import load_entries, user_errors
 
 MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
 
@@ -95,12 +95,10 @@ def build(ctx: DemoContext) -> None:
     def run(suite, limit, models, name, progress=gr.Progress()):
         from benchmarks.cli import run_benchmark
 
-        specs = compare_entries(models, ctx.sources, ctx.max_compare)
+        entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
         out = folder_name(name, suite)
         with user_errors():
-            for spec in specs:
-                check_entry_settings(ctx.registry.get(spec))
-            run_benchmark(suite, [s.name for s in specs], root / out, limit=int(limit), registry=ctx.registry,
+            run_benchmark(suite, [model.name for model in entries], root / out, limit=int(limit), registry=ctx.registry,
                           progress=False, on_image=lambda done, total: progress((done, total), desc="sampling"),
                           sr_limit=2, features="efficientnet-lite0")
         return gr.Dropdown(choices=report_folders(root), value=out), *describe_report(root / out)

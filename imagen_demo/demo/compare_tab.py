@@ -11,7 +11,7 @@ import time
 import gradio as gr
 
 from .context import DemoContext
-from .validation import check_entry_settings, compare_entries, prompt_text, seed_value, user_errors
+from .validation import load_entries, prompt_text, seed_value, user_errors
 
 
 def build(ctx: DemoContext) -> None:
@@ -30,10 +30,7 @@ def build(ctx: DemoContext) -> None:
     def compare(prompt, seed, models, progress=gr.Progress()):
         text = prompt_text(prompt)
         first = seed_value(seed, False, 1)
-        with user_errors():  # every entry is loaded and checked before any of them samples
-            entries = [ctx.registry.get(spec) for spec in compare_entries(models, ctx.sources, ctx.max_compare)]
-            for model in entries:
-                check_entry_settings(model)
+        entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
         shown, rows = [], ["| entry | seconds |", "| --- | --- |"]
         for index, model in enumerate(entries):
             def report(done: int, total: int, desc=f"{model.name} ({index + 1}/{len(entries)})") -> None:

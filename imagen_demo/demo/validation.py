@@ -14,7 +14,7 @@ import gradio as gr
 
 from ..loading import CorruptWeightsError, WeightsNotFoundError
 from ..pipeline import MAX_SEED
-from ..registry import ModelSpec, TextToImageModel, parse_model_list
+from ..registry import ModelRegistry, ModelSpec, TextToImageModel, parse_model_list
 from ..text_encoder import TextEncoder
 
 MAX_STEPS = 100  # per stage: 100 guided 256 px steps of the small SR U-Net are about 30 s on a 2-core CPU
@@ -70,6 +70,16 @@ def compare_entries(text: str, allowed_sources: set[str], limit: int) -> list[Mo
             raise gr.Error(f"“{spec.source}” is not one of this demo's models ({known}); start the demo with "
                            "--compare to add others. Settings after @ can be changed freely.")
     return specs
+
+
+def load_entries(registry: ModelRegistry, text: str, allowed_sources: set[str], limit: int) -> list[TextToImageModel]:
+    """The entries a visitor typed, loaded and checked before anything samples."""
+    specs = compare_entries(text, allowed_sources, limit)
+    with user_errors():
+        models = [registry.get(spec) for spec in specs]
+        for model in models:
+            check_entry_settings(model)
+    return models
 
 
 def check_entry_settings(model: TextToImageModel) -> None:
