@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, required=True, help="recipe TOML, e.g. recipes/shapes-default.toml")
     train.add_argument("--stage", type=int, required=True, help="1 = base, 2 = first super-resolution stage, ...")
     train.add_argument("--resume", action="store_true", help="continue from the stage's last checkpoint")
+    train.add_argument("--init-from", default=None,
+                       help="start from this pipeline folder's weights for the stage (e.g. 'default', the committed model)"
+                            " and continue its training record")
     train.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
     train.add_argument("--device", default=None, help="cpu to force the CPU; default: the GPU when there is one")
     train.add_argument("--assemble", action="store_true", help="afterwards, write the recipe's pipeline folder")
@@ -102,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("train", "assemble"):
             recipe = load_recipe(args.config)
             if args.command == "train":
-                print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device))
+                print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device,
+                                  init_from=args.init_from))
             if args.command == "assemble" or args.assemble:
                 print(assemble(recipe, getattr(args, "out", None)))
     except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError, FileExistsError,
             FileNotFoundError, TrainingDivergedError, ImportError) as err:  # ImportError: an optional package, named
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # the trainer has saved its checkpoint before this reaches us
+        print(f"interrupted ({err or 'Ctrl-C'}); training saved its checkpoint: continue with --resume", file=sys.stderr)
+        return 130
     return 0

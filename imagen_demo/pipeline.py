@@ -209,8 +209,11 @@ class ImagenPipeline:
         self.autocast_dtype = torch.bfloat16  # used on CUDA only; CPU stays float32
 
     # ----------------------------------------------------------------------------------- save / load
-    def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False) -> None:
-        """Write the folder atomically: a crash mid-save leaves any previous copy intact."""
+    def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False, extra_files: dict | None = None) -> None:
+        """Write the folder atomically: a crash mid-save leaves any previous copy intact.
+
+        `extra_files` maps file names to JSON-able objects written beside the index (e.g. the training record).
+        """
         index = {
             "_class_name": type(self).__name__,
             "text_encoder": {"name_or_path": self.text_encoder.name_or_path, "max_length": self.text_encoder.max_length},
@@ -225,6 +228,8 @@ class ImagenPipeline:
                 stage.unet.save_pretrained(tmp / f"unet_{i}", safe_serialization=True)
                 stage.scheduler.save_pretrained(tmp / f"scheduler_{i}")
                 index["stages"].append({"unet": f"unet_{i}", "scheduler": f"scheduler_{i}"})
+            for name, content in (extra_files or {}).items():
+                (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
             (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
 
     @classmethod

@@ -30,6 +30,21 @@ PRESETS: dict[str, dict] = {
         self_attention=False, cross_attention=(False, False, False, True), attention_head_dim=32, norm_num_groups=8,
         low_res_conditioning=True, prediction_type="v_prediction",
     ),
+    # The CPU recipe's base (recipes/shapes-default.toml): 2x2 space-to-depth so the U-Net runs on a 32x32 grid,
+    # attention only at 8x8 and 4x4 (self-attention over 256 tokens cost half the step), a one-layer text adapter.
+    # 2.3x the training images/s of small-base on the 2-core CPU (benchmarks/train_throughput.py).
+    "cpu-base": dict(
+        sample_size=64, patch_size=2, block_out_channels=(32, 64, 128, 160), layers_per_block=(1, 1, 2, 2),
+        self_attention=(False, False, True, True), cross_attention=(False, True, True, True), attention_head_dim=32,
+        norm_num_groups=8, text_adapter_layers=1, prediction_type="v_prediction",
+    ),
+    # The CPU recipe's 64 -> 256 super-resolution: 4x4 space-to-depth, so it runs on a 64x64 grid, one cell per
+    # low-res pixel; no self-attention anywhere (it trains on 64x64 crops and samples the full 256x256 image).
+    "cpu-sr": dict(
+        sample_size=256, patch_size=4, block_out_channels=(48, 96, 128), layers_per_block=(1, 2, 2),
+        self_attention=False, cross_attention=(False, False, True), attention_head_dim=32, norm_num_groups=8,
+        low_res_conditioning=True, prediction_type="v_prediction",
+    ),
     # The paper's Imagen (appendix B/F): 2B-parameter 64x64 base, 600M-parameter Efficient U-Net 64->256.
     "paper-base": dict(
         sample_size=64, block_out_channels=(512, 1024, 1536, 2048), layers_per_block=(2, 3, 4, 5),

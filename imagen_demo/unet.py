@@ -10,6 +10,13 @@ What makes it "efficient", and what the code below follows:
 
 The super-resolution variant (``low_res_conditioning=True``) takes the already upsampled and
 noise-augmented low-resolution image by channel concatenation, plus its augmentation level.
+
+Two options buy accuracy per CPU-second (see recipes/shapes-default.toml):
+- ``patch_size`` p > 1 folds each p x p pixel patch into channels (space-to-depth) before the first convolution
+  and unfolds the output (depth-to-space), so the U-Net runs at 1/p of the image side: the same idea as the
+  downsampling first layer of "simple diffusion" (Hoogeboom et al. 2023). Lossless, since it only reshapes.
+- ``text_adapter_layers`` adds trainable transformer layers (with learned positions) over the frozen encoder's
+  tokens before pooling and cross-attention, which helps bind attributes to objects (arXiv 2406.07844).
 """
 
 from __future__ import annotations
@@ -73,6 +80,22 @@ class AttentionPool(nn.Module):
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(tokens.dtype).unsqueeze(-1)
     return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
+
+
+class TextAdapter(nn.Module):
+    """Trainable pre-norm transformer layers with learned positions over the frozen encoder's tokens."""
+
+    def __init__(self, dim: int, layers: int, max_tokens: int, head_dim: int):
+        super().__init__()
+        self.positions = nn.Parameter(torch.zeros(1, max_tokens, dim))
+        layer = nn.TransformerEncoderLayer(dim, max(1, dim // head_dim), 2 * dim, dropout=0.0, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.layers = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[1] > self.positions.shape[1]:
+            raise ValueError(f"{tokens.shape[1]} text tokens but the adapter has positions for {self.positions.shape[1]}")
+        return self.layers(tokens + self.positions[:, : tokens.shape[1]], src_key_padding_mask=~mask)
 
 
 class ResBlock(nn.Module):
@@ -158,6 +181,9 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         prediction_type: str = "epsilon",
         norm_num_groups: int = 32,
         dropout: float = 0.0,
+        patch_size: int = 1,
+        text_adapter_layers: int = 0,
+        max_text_tokens: int = 256,
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -168,18 +194,20 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             raise ValueError(f"text_pooling must be 'attention' or 'mean', got {text_pooling!r}")
         if prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
-        if sample_size % 2 ** (levels - 1):
-            raise ValueError(f"sample_size {sample_size} must be divisible by 2**{levels - 1} for {levels} levels")
+        if patch_size < 1 or sample_size % (patch_size * 2 ** (levels - 1)):
+            raise ValueError(f"sample_size {sample_size} must be divisible by patch_size * 2**{levels - 1} for {levels} levels")
 
         ch0, emb_dim, groups = block_out_channels[0], 4 * block_out_channels[0], norm_num_groups
         self.time_proj = Timesteps(ch0, flip_sin_to_cos=True, downscale_freq_shift=0)
         self.time_embedding = TimestepEmbedding(ch0, emb_dim)
         self.text_norm = nn.LayerNorm(text_embed_dim)
+        self.text_adapter = TextAdapter(text_embed_dim, text_adapter_layers, max_text_tokens, attention_head_dim) if text_adapter_layers else None
         self.text_pool = AttentionPool(text_embed_dim, attention_head_dim) if text_pooling == "attention" else None
         self.text_embedding = nn.Sequential(nn.Linear(text_embed_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.noise_level_embedding = TimestepEmbedding(ch0, emb_dim) if low_res_conditioning else None
 
-        self.conv_in = nn.Conv2d(in_channels * (2 if low_res_conditioning else 1), ch0, 3, padding=1)
+        inputs = in_channels * (2 if low_res_conditioning else 1)
+        self.conv_in = nn.Conv2d(inputs * patch_size**2, ch0, 3, padding=1)
         level_args = dict(emb_dim=emb_dim, text_dim=text_embed_dim, head_dim=attention_head_dim, groups=groups, dropout=dropout)
         self.downsamplers = nn.ModuleList(
             nn.Conv2d(block_out_channels[i - 1], ch, 3, stride=2, padding=1) if i else nn.Identity()
@@ -190,7 +218,9 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             for i, ch in enumerate(block_out_channels)
         )
         deepest = block_out_channels[-1]
-        self.mid = Level(deepest, deepest, 2, self_attn=True, cross_attn=True, **level_args)
+        # The middle block attends like the deepest level: a crop-trained SR U-Net must have no self-attention
+        # anywhere, since crop tokens at training are not full-image tokens at sampling (the paper's 1024 px stage).
+        self.mid = Level(deepest, deepest, 2, self_attn=self_attn[-1], cross_attn=cross_attn[-1], **level_args)
         self.up_levels = nn.ModuleList(
             Level(2 * ch, ch, layers[i], self_attn=self_attn[i], cross_attn=cross_attn[i], **level_args)
             for i, ch in enumerate(block_out_channels)
@@ -200,7 +230,7 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             for i, ch in enumerate(block_out_channels)
         )
         self.norm_out = nn.GroupNorm(_groups(ch0, groups), ch0)
-        self.conv_out = nn.Conv2d(ch0, out_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch0, out_channels * patch_size**2, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -209,8 +239,9 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         levels = len(cfg.block_out_channels)
         if sample.ndim != 4 or sample.shape[1] != cfg.in_channels:
             raise ValueError(f"sample must be (batch, {cfg.in_channels}, height, width), got {tuple(sample.shape)}")
-        if any(side % 2 ** (levels - 1) for side in sample.shape[-2:]):
-            raise ValueError(f"image sides {tuple(sample.shape[-2:])} must be divisible by {2 ** (levels - 1)}")
+        multiple = cfg.patch_size * 2 ** (levels - 1)
+        if any(side % multiple for side in sample.shape[-2:]):
+            raise ValueError(f"image sides {tuple(sample.shape[-2:])} must be divisible by {multiple}")
         if text.ndim != 3 or text.shape[-1] != cfg.text_embed_dim or text.shape[0] != sample.shape[0]:
             raise ValueError(
                 f"encoder_hidden_states must be (batch={sample.shape[0]}, tokens, {cfg.text_embed_dim}), got {tuple(text.shape)}"
@@ -251,9 +282,12 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool, device=sample.device)
         text = self.text_norm(encoder_hidden_states.to(sample.dtype))
         mask = encoder_attention_mask.bool()
+        if self.text_adapter is not None:
+            text = self.text_adapter(text, mask)
         emb = self.condition(timestep, text, mask, noise_level, batch, sample.dtype)
 
-        x = self.conv_in(sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1))
+        x = sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1)
+        x = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))
         skips = []
         for downsample, level in zip(self.downsamplers, self.down_levels):
             x = level(downsample(x), emb, text, mask)
@@ -263,4 +297,4 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             x = self.up_levels[i](torch.cat([x, skips[i] * SKIP_SCALE], dim=1), emb, text, mask)
             if i:
                 x = self.upsamplers[i](F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        return self.conv_out(F.silu(self.norm_out(x)))
+        return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(x))), self.config.patch_size)

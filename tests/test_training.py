@@ -22,6 +22,7 @@ from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
 from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
 from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.shapes import parse_caption
 from imagen_demo.training.data import ImageFolderData, ShapesData, make_data
 from imagen_demo.training.text_cache import DiskEmbeddingCache
 from imagen_demo.training.trainer import StageTrainer
@@ -226,3 +227,80 @@ def test_a_missing_optional_package_is_one_cli_line(tmp_path, tiny_t5_dir, capsy
     monkeypatch.setitem(sys.modules, "datasets", None)  # as if `datasets` were not installed
     assert main(["train", "--config", str(config), "--stage", "1"]) == 2
     assert "error: Hugging Face datasets need `pip install datasets`" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_background_run_with_its_steps_saved(tmp_path, tiny_t5_dir):
+    """`kill PID` on a run started with `&` (where the shell ignores SIGINT) still checkpoints and exits cleanly."""
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 100000")
+    script = "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); from imagen_demo.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", script, "train", "--config", str(config), "--stage", "1", "--device", "cpu"],
+                            cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "run" / "stage_1" / "loss.csv"
+    deadline = time.monotonic() + 120
+    while (not log.exists() or len(log.read_text().splitlines()) < 4) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "--resume" in err, err
+    state = json.loads((tmp_path / "run" / "stage_1" / "checkpoint" / "state.json").read_text())
+    assert state["step"] >= 3 and state["record"]["images_seen"] == 8 * state["step"]
+
+
+def test_min_snr_weights_follow_the_paper_for_both_targets():
+    from imagen_demo.schedulers import training_scheduler
+    from imagen_demo.training.trainer import min_snr_weights
+
+    scheduler = training_scheduler("squaredcos_cap_v2", "v_prediction")
+    t = torch.tensor([0, 500, 999])
+    alpha_bar = scheduler.alphas_cumprod[t]
+    snr = alpha_bar / (1 - alpha_bar)
+    torch.testing.assert_close(min_snr_weights(scheduler, t, "v_prediction", 5.0), snr.clamp(max=5) / (snr + 1))
+    torch.testing.assert_close(min_snr_weights(scheduler, t, "epsilon", 5.0), snr.clamp(max=5) / snr)
+    assert min_snr_weights(scheduler, t, "epsilon", 5.0)[0] < 0.01  # nearly clean images: the easy steps count little
+
+
+def test_curriculum_and_background_mix_shape_the_stream():
+    curriculum = [{"until_images": 64, "categories": {"colors": 1}}, {"categories": {"counting": 1, "position": 1}}]
+    data = ShapesData(seed=0, plain_background=1.0, curriculum=curriculum)
+    early = [parse_caption(c).category for c in data.batch(0, 32, 32)[0] + data.batch(1, 32, 32)[0]]
+    late = [parse_caption(c).category for c in data.batch(2, 32, 32)[0] + data.batch(9, 32, 32)[0]]
+    assert set(early) == {"colors"} and set(late) == {"counting", "position"}
+    images = data.batch(3, 8, 32)[1]
+    corners = images[:, :, :2, :2].flatten(2)  # backgrounds: one flat grey, no gradient or noise
+    assert (corners.std(dim=2) < 1e-6).all()
+    with pytest.raises(ValueError, match="curriculum phase 1"):
+        ShapesData(curriculum=[{"categories": {"unicorns": 1}}])
+    with pytest.raises(ValueError, match="plain_background"):
+        ShapesData(plain_background=1.5)
+
+
+def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_dir):
+    """Training goes on from an assembled pipeline (what is committed) with its images, hours and data stream."""
+    extra = "steps = 6\neval_every = 3\neval_prompts_per_category = 1\neval_steps = 2"
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base=extra))
+    train_stage(recipe, 1, show_progress=False)
+    train_stage(recipe, 2, show_progress=False)
+    with (tmp_path / "run" / "stage_1" / "eval.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["images_seen"]) for r in rows] == [("3", "24"), ("6", "48")]
+    assert all(0 <= float(r[f"{w}_overall"]) <= 1 for r in rows for w in ("ema", "raw"))
+    assemble(recipe)
+    record = json.loads((tmp_path / "model" / "training.json").read_text())
+    assert record["stages"]["1"]["step"] == 6 and record["stages"]["1"]["images_seen"] == 48
+
+    (tmp_path / "next").mkdir()
+    again = load_recipe(write_recipe(tmp_path / "next", tiny_t5_dir, base="steps = 8"))
+    trainer = StageTrainer(again, 1, show_progress=False, init_from=tmp_path / "model")
+    committed = ImagenPipeline.from_pretrained(tmp_path / "model").stages[0].unet
+    for a, b in zip(trainer.unet.parameters(), committed.parameters()):
+        torch.testing.assert_close(a, b)
+    assert trainer.step == 6 and trainer.record["images_seen"] == 48
+    trainer.run()
+    state = json.loads((tmp_path / "next" / "run" / "stage_1" / "final" / "state.json").read_text())
+    assert state["step"] == 8 and state["images_seen"] == 64 and state["train_seconds"] > record["stages"]["1"]["train_seconds"]
+    with pytest.raises(ValueError, match="pick one"):
+        StageTrainer(again, 1, resume=True, init_from=tmp_path / "model")
+    (tmp_path / "other").mkdir()
+    other = load_recipe(write_recipe(tmp_path / "other", tiny_t5_dir, base='overrides = {block_out_channels = [8, 16]}'))
+    with pytest.raises(ValueError, match="another U-Net config"):
+        StageTrainer(other, 1, init_from=tmp_path / "model")

@@ -7,7 +7,7 @@ import torch
 
 from imagen_demo import PRESETS, EfficientUNet, unet_from_preset
 from imagen_demo.low_res import cosine_alpha_bar, noise_augment
-from imagen_demo.unet import SKIP_SCALE
+from imagen_demo.unet import SKIP_SCALE, SpatialAttention
 from tiny import randomize_zero_inits
 
 
@@ -88,3 +88,49 @@ def test_noise_augmentation_endpoints_and_variance():
     assert torch.all(cosine_alpha_bar(levels)[1:] < cosine_alpha_bar(levels)[:-1]), "more level, less signal"
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         noise_augment(images, 1.2, noise)
+
+
+def test_middle_block_attends_like_the_deepest_level():
+    """A crop-trained SR U-Net must have no self-attention anywhere, the middle block included."""
+    sr = unet_from_preset("tiny-sr")
+    assert sr.mid.attention.self_attention is None and sr.mid.attention.cross_attention is not None
+    assert not [m for m in sr.modules() if isinstance(m, SpatialAttention) and m.self_attention is not None]
+    base = unet_from_preset("tiny-base")
+    assert base.mid.attention.self_attention is not None
+    no_attention = unet_from_preset("tiny-base", self_attention=False, cross_attention=False)
+    assert no_attention.mid.attention is None
+    for name in ("cpu-sr", "small-sr", "paper-sr256"):
+        with torch.device("meta"):
+            unet = unet_from_preset(name)
+        assert not [n for n, m in unet.named_modules() if isinstance(m, SpatialAttention) and m.self_attention is not None], name
+
+
+def test_patch_size_runs_the_unet_on_a_smaller_grid_and_keeps_the_image_size():
+    torch.manual_seed(0)
+    unet = randomize_zero_inits(unet_from_preset("tiny-base", patch_size=2))
+    seen = []
+    unet.down_levels[0].register_forward_hook(lambda m, i, o: seen.append(tuple(o.shape[-2:])))
+    x, t, text, mask = _inputs()
+    out = unet(x, t, text, mask)
+    assert out.shape == x.shape and seen == [(8, 8)]  # 16x16 image, 2x2 patches -> 8x8 grid
+    # Every pixel of the output depends on its own patch: the patches are unfolded, not blurred away.
+    assert (out.abs() > 0).all()
+    with pytest.raises(ValueError, match="divisible by 4"):
+        unet(torch.randn(2, 3, 18, 18), t, text, mask)
+    with pytest.raises(ValueError, match="patch_size"):
+        EfficientUNet(sample_size=16, block_out_channels=(8, 8), layers_per_block=1, self_attention=False, cross_attention=False, patch_size=3)
+
+
+def test_text_adapter_reads_word_order_and_ignores_padding():
+    torch.manual_seed(0)
+    unet = randomize_zero_inits(unet_from_preset("tiny-base", text_adapter_layers=1))
+    x, t, text, mask = _inputs()
+    out = unet(x, t, text, mask)
+    swapped = text.clone()
+    swapped[:, [0, 1]] = swapped[:, [1, 0]]  # same tokens, other order: learned positions tell them apart
+    assert not torch.allclose(out, unet(x, t, swapped, mask), atol=1e-5)
+    masked_change = text.clone()
+    masked_change[1, 2:] += 5.0
+    torch.testing.assert_close(out[1], unet(x, t, masked_change, mask)[1], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="positions for"):
+        unet_from_preset("tiny-base", text_adapter_layers=1, max_text_tokens=4)(x, t, text, mask)

@@ -32,6 +32,7 @@ def sample_example(
     split: str = "train",
     language: str = "en",
     category: str | None = None,
+    plain_background: float = 0.5,
 ) -> Example:
     """Deterministic in `rng`'s state: the same seed gives the same caption and pixels."""
     if language == "mixed":
@@ -39,6 +40,6 @@ def sample_example(
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {(*LANGUAGES, 'mixed')}, got {language!r}")
     spec = sample_spec(rng, category, split)
-    scene = sample_scene(spec, rng)
+    scene = sample_scene(spec, rng, plain_background=plain_background)
     text = caption(spec, rng, language)
     return Example(spec, scene, text, language, {size: render(scene, size) for size in sizes})

@@ -81,8 +81,11 @@ class Scene:
         return cls.from_dict(json.loads(text))
 
 
-def sample_scene(spec: Spec, rng: np.random.Generator, max_tries: int = 2000) -> Scene:
-    """Lay out the spec's objects by rejection sampling; deterministic given `rng`'s state."""
+def sample_scene(spec: Spec, rng: np.random.Generator, max_tries: int = 2000, plain_background: float = 0.5) -> Scene:
+    """Lay out the spec's objects by rejection sampling; deterministic given `rng`'s state.
+
+    `plain_background` is the chance of a plain background (else a gradient with noise).
+    """
     drafts = [(i, g) for i, g in enumerate(spec.groups) for _ in range(g.count)]
     looks = [_sample_look(g.shape, g.colour, g.size, rng) for _, g in drafts]
     half_sides = [0.55 * size for _, _, size, _ in looks]  # 0.55 > (cos 5° + sin 5°) / 2
@@ -97,7 +100,7 @@ def sample_scene(spec: Spec, rng: np.random.Generator, max_tries: int = 2000) ->
         ObjectInstance(i, g.shape, name, rgb, float(x), float(y), size, rotation)
         for (i, g), (name, rgb, size, rotation), (x, y) in zip(drafts, looks, centres)
     )
-    return Scene(objects, _sample_background(rng))
+    return Scene(objects, _sample_background(rng, plain_background))
 
 
 def _sample_look(shape: str, colour: str | None, size: str | None, rng: np.random.Generator):
@@ -142,10 +145,10 @@ def _relation_holds(relation: str, a: tuple[float, float], b: tuple[float, float
     return along >= RELATION_MIN_OFFSET and across <= RELATION_MAX_SKEW * along
 
 
-def _sample_background(rng: np.random.Generator) -> Background:
+def _sample_background(rng: np.random.Generator, plain: float) -> Background:
     """Neutral greys only (chroma of a few Lab units) so no pixel of it reads as a named colour."""
     light = rng.random() < 0.5
-    if rng.random() < 0.5:
+    if rng.random() < plain:
         colour = _neutral(rng, light)
         return Background("plain", colour, colour, 0.0, 0, 0.0)
     return Background(

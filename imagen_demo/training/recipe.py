@@ -27,7 +27,16 @@ class StageRecipe:
     learning_rate: float = 2e-4
     weight_decay: float = 0.0
     warmup_steps: int = 200
-    ema_decay: float = 0.999
+    ema_decay: float = 0.999  # the EMA's decay (its ceiling when ema_warmup is on)
+    ema_warmup: bool = False  # decay 1 - (1 + step)^-ema_power up to ema_decay: an EMA that suits short runs
+    ema_power: float = 2 / 3
+    loss_weighting: str = "mse"  # "mse" | "min_snr": Min-SNR-gamma weights (Hang et al. 2023, arXiv 2303.09556)
+    min_snr_gamma: float = 5.0
+    channels_last: bool = False  # faster convolutions on some CPUs (benchmarks/train_throughput.py measures it)
+    eval_every: int = 0  # base stage: held-out shapes accuracy of EMA and raw weights every N steps, to eval.csv
+    eval_prompts_per_category: int = 8
+    eval_steps: int = 20
+    eval_guidance: float = 5.0
     cond_drop_prob: float = 0.1  # the paper drops text for 10% of examples (classifier-free guidance)
     steps: int = 10_000
     checkpoint_every: int = 250
@@ -42,6 +51,10 @@ class StageRecipe:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.cond_drop_prob < 1 or not 0 <= self.max_noise_aug <= 1:
             raise ValueError("cond_drop_prob must be in [0, 1) and max_noise_aug in [0, 1]")
+        if self.loss_weighting not in ("mse", "min_snr"):
+            raise ValueError(f"loss_weighting must be 'mse' or 'min_snr', got {self.loss_weighting!r}")
+        if self.eval_every < 0 or self.eval_prompts_per_category < 1 or self.eval_steps < 1:
+            raise ValueError("eval_every must be >= 0, eval_prompts_per_category and eval_steps >= 1")
 
     @property
     def unet_config(self) -> dict:

@@ -12,6 +12,8 @@ import copy
 import csv
 import json
 import math
+import signal
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
@@ -32,7 +34,8 @@ from .data import make_data
 from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
-CHECKPOINT, FINAL, LOSS_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "samples"
+CHECKPOINT, FINAL, LOSS_LOG, EVAL_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "eval.csv", "samples"
+TRAINING_RECORD = "training.json"  # in a pipeline folder: how far each stage was trained, so training can go on
 LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
 GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
@@ -51,9 +54,22 @@ def _generator(seed: int, *path: int) -> torch.Generator:
     return torch.Generator().manual_seed(mixed)
 
 
-def _lr(recipe: StageRecipe, step: int) -> float:
-    """Linear warm-up, then constant (the paper's schedule)."""
-    return recipe.learning_rate * min(1.0, (step + 1) / max(recipe.warmup_steps, 1))
+def _lr(recipe: StageRecipe, steps_this_run: int) -> float:
+    """Linear warm-up, then constant (the paper's schedule); a run continued from other weights warms up again."""
+    return recipe.learning_rate * min(1.0, (steps_this_run + 1) / max(recipe.warmup_steps, 1))
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float) -> torch.Tensor:
+    """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, t)
+    clipped = snr.clamp(max=gamma)
+    return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
 
 
 def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -63,7 +79,8 @@ def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
 class StageTrainer:
     """One stage's model, optimizer, EMA and data; `run()` trains until the recipe's step count or a time limit."""
 
-    def __init__(self, recipe: Recipe, stage: int, resume: bool = False, device: str | None = None, show_progress: bool = True):
+    def __init__(self, recipe: Recipe, stage: int, resume: bool = False, device: str | None = None, show_progress: bool = True,
+                 init_from: str | Path | None = None):
         from accelerate import Accelerator
         from diffusers.training_utils import EMAModel
 
@@ -80,21 +97,30 @@ class StageTrainer:
         checkpoint = self.dir / CHECKPOINT
         if checkpoint.exists() and not resume:
             raise FileExistsError(f"{checkpoint} already exists: pass --resume to continue it, or set another run_dir")
+        if resume and init_from is not None:
+            raise ValueError("--resume continues a checkpoint and --init-from starts from a pipeline's weights: pick one")
         self.text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length).to(self.device)
         self.encode = DiskEmbeddingCache(self.text_encoder, recipe.text_cache).encode if recipe.text_cache else self.text_encoder.encode
         unet_config = {**self.config.unet_config, "text_embed_dim": self.text_encoder.dim}
-        self.step = 0
+        self.step = self.start_step = 0  # start_step: where a run continued from other weights began (its warm-up)
+        # Cumulative over every run that led to these weights, so a model folder says how far it is trained.
+        self.record = {"images_seen": 0, "train_seconds": 0.0}
         if resume and checkpoint.exists():
             state = json.loads((checkpoint / "state.json").read_text())
             if state["unet_config"] != json.loads(json.dumps(unet_config)):
                 raise ValueError(f"{checkpoint} was trained with another U-Net config; it cannot be resumed with this recipe")
             self.step = state["step"]
+            self.record.update(state.get("record", {}))
             unet = EfficientUNet.from_pretrained(checkpoint / "unet", use_safetensors=True)
             self.ema = EMAModel.from_pretrained(checkpoint / "ema", model_cls=EfficientUNet)
         else:
             torch.manual_seed(self.config.seed)
-            unet = EfficientUNet(**unet_config)
-            self.ema = EMAModel(unet.parameters(), decay=self.config.ema_decay, model_cls=EfficientUNet, model_config=unet.config)
+            unet = EfficientUNet(**unet_config) if init_from is None else self._initial_weights(init_from, unet_config)
+            c = self.config
+            self.ema = EMAModel(unet.parameters(), decay=c.ema_decay, use_ema_warmup=c.ema_warmup, power=c.ema_power,
+                                model_cls=EfficientUNet, model_config=unet.config)
+        if self.config.channels_last:
+            unet = unet.to(memory_format=torch.channels_last)
         self.unet_config = unet_config
         self.checkpoint_step = self.step  # the step of the checkpoint on disk (0: none yet)
         self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
@@ -105,7 +131,27 @@ class StageTrainer:
         self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
         self.ema.to(self.device)
         self.data = make_data(recipe.data, seed=self.config.seed)
-        self._truncate_loss_log()
+        self._truncate_log(LOSS_LOG, LOSS_COLUMNS)
+        self._truncate_log(EVAL_LOG)
+
+    def _initial_weights(self, init_from: str | Path, unet_config: dict) -> EfficientUNet:
+        """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record."""
+        from ..loading import resolve_folder
+
+        root = resolve_folder(init_from, "Imagen pipeline")
+        index = json.loads((root / "model_index.json").read_text())
+        if len(index["stages"]) < self.stage_index:
+            raise ValueError(f"{root} has {len(index['stages'])} stages; it has no stage {self.stage_index}")
+        unet = EfficientUNet.from_pretrained(root, subfolder=index["stages"][self.stage_index - 1]["unet"], use_safetensors=True)
+        saved = {key: unet.config.get(key) for key in unet_config}
+        if json.loads(json.dumps(saved)) != json.loads(json.dumps(unet_config)):
+            raise ValueError(f"stage {self.stage_index} of {root} has another U-Net config than this recipe's; it cannot continue")
+        record_file = root / TRAINING_RECORD
+        if record_file.is_file():
+            stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
+            self.step = self.start_step = int(stage_record.get("step", 0))  # the data stream goes on where it was
+            self.record.update({k: stage_record[k] for k in self.record if k in stage_record})
+        return unet
 
     # ------------------------------------------------------------------------------------------- one step
     def _batch(self, step: int, micro: int) -> tuple[list[str], torch.Tensor]:
@@ -118,6 +164,8 @@ class StageTrainer:
         """Denoising loss of one micro-batch: MSE to epsilon or v at a random timestep."""
         c = self.config
         captions, x0 = self._batch(step, micro)
+        if c.channels_last:
+            x0 = x0.contiguous(memory_format=torch.channels_last)
         g = _generator(c.seed, step, micro, self.accelerator.process_index)
         batch = len(captions)
         drop = torch.rand(batch, generator=g) < c.cond_drop_prob
@@ -141,12 +189,15 @@ class StageTrainer:
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
             prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
-        return F.mse_loss(prediction.float(), target)
+        per_example = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
+        if c.loss_weighting == "min_snr":
+            per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma)
+        return per_example.mean()
 
     def train_step(self, step: int) -> float:
         c = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr(c, step)
+            group["lr"] = _lr(c, step - self.start_step)
         total = 0.0
         for micro in range(c.gradient_accumulation):
             last = micro == c.gradient_accumulation - 1
@@ -177,12 +228,17 @@ class StageTrainer:
                    disable=not (main and self.show_progress))
         self.unet.train()
         deadline = math.inf if max_minutes is None else start + 60 * max_minutes
+        train_seconds = 0.0  # this run's time in training steps (not evaluation, sampling or saving)
         with bar, self._checkpoint_on_interrupt():
             while self.step < c.steps and time.monotonic() < deadline:
+                step_start = time.monotonic()
                 loss = self.train_step(self.step)
+                train_seconds += time.monotonic() - step_start
+                self.record["train_seconds"] += time.monotonic() - step_start
+                self.record["images_seen"] += per_step
                 self.step += 1
                 images += per_step
-                rate = images / max(time.monotonic() - start, 1e-9)
+                rate = images / max(train_seconds, 1e-9)
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.1f}")
                 if main:
@@ -191,41 +247,75 @@ class StageTrainer:
                     self.save_checkpoint()
                 if self.step % c.sample_every == 0 and main:
                     self.sample_grid()
+                if c.eval_every and self.step % c.eval_every == 0 and main:
+                    self.evaluate()
         if self.step != self.checkpoint_step:
             self.save_checkpoint()
         return self.export()
 
     @contextmanager
     def _checkpoint_on_interrupt(self):
-        """Ctrl-C (or `kill -INT`) saves the steps done so far before stopping; SIGKILL loses < checkpoint_every."""
+        """Ctrl-C, `kill -INT` or `kill` (SIGTERM) saves the steps done so far before stopping; SIGKILL loses
+        < checkpoint_every. Both signals are caught even where a shell started the run in the background with
+        SIGINT ignored, so a background run can always be stopped without losing work."""
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, _raise_interrupt)
         try:
             yield
         except KeyboardInterrupt:
             if self.step != self.checkpoint_step:
                 self.save_checkpoint()
             raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
-    def _truncate_loss_log(self) -> None:
-        """Keep only rows up to the resumed step, so the log never holds steps that were redone."""
-        path = self.dir / LOSS_LOG
+    def _truncate_log(self, name: str, columns: tuple[str, ...] | None = None) -> None:
+        """Keep only rows up to the resumed step, so a log never holds steps that were redone."""
+        path = self.dir / name
         if not path.exists() or not self.accelerator.is_main_process:
             return
         with path.open() as f:
-            rows = [row for row in csv.DictReader(f) if int(row["step"]) <= self.step]
+            reader = csv.DictReader(f)
+            rows = [row for row in reader if int(row["step"]) <= self.step]
+            columns = columns or reader.fieldnames
         with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, LOSS_COLUMNS)
+            writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(rows)
 
-    def _log(self, loss: float, rate: float, elapsed: float) -> None:
-        path = self.dir / LOSS_LOG
+    def _append(self, name: str, row: dict) -> None:
+        path = self.dir / name
         new = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a", newline="") as f:
-            writer = csv.writer(f)
+            writer = csv.DictWriter(f, list(row))
             if new:
-                writer.writerow(LOSS_COLUMNS)
-            writer.writerow([self.step, f"{loss:.6f}", f"{_lr(self.config, self.step - 1):.3g}", f"{rate:.2f}", f"{elapsed:.1f}"])
+                writer.writeheader()
+            writer.writerow(row)
+
+    def _log(self, loss: float, rate: float, elapsed: float) -> None:
+        lr = _lr(self.config, self.step - 1 - self.start_step)
+        self._append(LOSS_LOG, dict(zip(LOSS_COLUMNS, (self.step, f"{loss:.6f}", f"{lr:.3g}", f"{rate:.2f}", f"{elapsed:.1f}"))))
+
+    def evaluate(self) -> dict:
+        """Held-out accuracy of the EMA and the raw weights (base stages), appended to eval.csv with the record."""
+        from .evaluate import held_out_accuracy
+
+        c = self.config
+        if c.is_super_resolution:
+            raise ValueError("the held-out accuracy proxy samples a base stage; super-resolution stages have no eval")
+        raw = copy.deepcopy(self.accelerator.unwrap_model(self.unet)).eval().requires_grad_(False)
+        row = {"step": self.step, "images_seen": self.record["images_seen"],
+               "train_hours": f"{self.record['train_seconds'] / 3600:.4f}"}
+        for name, unet in (("ema", self.ema_unet()), ("raw", raw)):
+            accuracy = held_out_accuracy(Stage(unet, self.scheduler), self.text_encoder, c.eval_prompts_per_category,
+                                         c.eval_steps, c.eval_guidance)
+            row.update({f"{name}_{category}": f"{value:.4f}" for category, value in accuracy.items()})
+        self._append(EVAL_LOG, row)
+        return row
 
     # ------------------------------------------------------------------------------------ save / sample
     def save_checkpoint(self) -> Path:
@@ -237,7 +327,7 @@ class StageTrainer:
                 self.accelerator.unwrap_model(self.unet).save_pretrained(tmp / "unet", safe_serialization=True)
                 self.ema.save_pretrained(tmp / "ema")
                 torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-                state = {"step": self.step, "unet_config": self.unet_config, "recipe": asdict(self.config)}
+                state = {"step": self.step, "record": self.record, "unet_config": self.unet_config, "recipe": asdict(self.config)}
                 (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
         self.checkpoint_step = self.step
         return path
@@ -246,7 +336,7 @@ class StageTrainer:
         """A copy of the U-Net holding the EMA weights, in eval mode."""
         unet = copy.deepcopy(self.accelerator.unwrap_model(self.unet))
         self.ema.copy_to(unet.parameters())
-        return unet.eval().requires_grad_(False)
+        return unet.eval().requires_grad_(False).to(memory_format=torch.contiguous_format)
 
     def export(self) -> Path:
         """final/: the EMA U-Net and the scheduler it was trained with, what `assemble` reads."""
@@ -255,7 +345,7 @@ class StageTrainer:
             with atomic_dir(path) as tmp:
                 self.ema_unet().save_pretrained(tmp / "unet", safe_serialization=True)
                 self.scheduler.save_pretrained(tmp / "scheduler")
-                (tmp / "state.json").write_text(json.dumps({"step": self.step}) + "\n")
+                (tmp / "state.json").write_text(json.dumps({"step": self.step, **self.record}) + "\n")
         return path
 
     @torch.no_grad()
@@ -274,21 +364,27 @@ class StageTrainer:
 
 
 def train_stage(recipe: Recipe, stage: int, resume: bool = False, max_minutes: float | None = None,
-                device: str | None = None, show_progress: bool = True) -> Path:
-    """Train stage `stage` (1-based) of `recipe`; returns the folder with its final EMA weights."""
-    return StageTrainer(recipe, stage, resume=resume, device=device, show_progress=show_progress).run(max_minutes)
+                device: str | None = None, show_progress: bool = True, init_from: str | Path | None = None) -> Path:
+    """Train stage `stage` (1-based) of `recipe`; returns the folder with its final EMA weights.
+
+    `init_from` (a pipeline folder, or "default") starts from that pipeline's weights for this stage and continues
+    its training record and data stream: how training goes on from committed weights on a new machine.
+    """
+    trainer = StageTrainer(recipe, stage, resume=resume, device=device, show_progress=show_progress, init_from=init_from)
+    return trainer.run(max_minutes)
 
 
 def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
     """Gather every stage's final/ weights into one pipeline folder loadable by ImagenPipeline.from_pretrained."""
     text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length)
-    stages = []
+    stages, record = [], {"recipe": recipe.name, "stages": {}}
     for i in range(1, len(recipe.stages) + 1):
         final = recipe.stage_dir(i) / FINAL
         if not (final / "unet").is_dir():
             raise FileNotFoundError(f"stage {i} has no trained weights at {final}; run `train --stage {i}` first")
         unet = EfficientUNet.from_pretrained(final / "unet", use_safetensors=True)
         stages.append(Stage(unet, DDPMScheduler.from_pretrained(final / "scheduler")))
+        record["stages"][str(i)] = json.loads((final / "state.json").read_text())
     output = Path(output or recipe.output)
-    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output)
+    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output, extra_files={TRAINING_RECORD: record})
     return output
