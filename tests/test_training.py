@@ -287,6 +287,7 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     assemble(recipe)
     record = json.loads((tmp_path / "model" / "training.json").read_text())
     assert record["stages"]["1"]["step"] == 6 and record["stages"]["1"]["images_seen"] == 48
+    assert [row["images_seen"] for row in record["stages"]["1"]["eval"]] == [24, 48]
 
     (tmp_path / "next").mkdir()
     again = load_recipe(write_recipe(tmp_path / "next", tiny_t5_dir, base="steps = 8"))
@@ -298,6 +299,8 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     trainer.run()
     state = json.loads((tmp_path / "next" / "run" / "stage_1" / "final" / "state.json").read_text())
     assert state["step"] == 8 and state["images_seen"] == 64 and state["train_seconds"] > record["stages"]["1"]["train_seconds"]
+    with (tmp_path / "next" / "run" / "stage_1" / "eval.csv").open() as f:
+        assert [float(row["step"]) for row in csv.DictReader(f)] == [3, 6]  # the committed curve, continued
     with pytest.raises(ValueError, match="pick one"):
         StageTrainer(again, 1, resume=True, init_from=tmp_path / "model")
     (tmp_path / "other").mkdir()

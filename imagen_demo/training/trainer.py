@@ -40,6 +40,7 @@ LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
 GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
 GRAD_CLIP = 1.0
+TEXT_CACHE_SIZE = 20_000  # prompts held in memory by the trainer's text encoder (about 50 KB each)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -99,7 +100,9 @@ class StageTrainer:
             raise FileExistsError(f"{checkpoint} already exists: pass --resume to continue it, or set another run_dir")
         if resume and init_from is not None:
             raise ValueError("--resume continues a checkpoint and --init-from starts from a pipeline's weights: pick one")
-        self.text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length).to(self.device)
+        # A large cache: the shapes world repeats captions often (about half of 40k are repeats).
+        self.text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length,
+                                                        cache_size=TEXT_CACHE_SIZE).to(self.device)
         self.encode = DiskEmbeddingCache(self.text_encoder, recipe.text_cache).encode if recipe.text_cache else self.text_encoder.encode
         unet_config = {**self.config.unet_config, "text_embed_dim": self.text_encoder.dim}
         self.step = self.start_step = 0  # start_step: where a run continued from other weights began (its warm-up)
@@ -151,6 +154,9 @@ class StageTrainer:
             stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
             self.step = self.start_step = int(stage_record.get("step", 0))  # the data stream goes on where it was
             self.record.update({k: stage_record[k] for k in self.record if k in stage_record})
+            if not (self.dir / EVAL_LOG).exists():  # the learning curve so far goes on too
+                for row in stage_record.get("eval", []):
+                    self._append(EVAL_LOG, row)
         return unet
 
     # ------------------------------------------------------------------------------------------- one step
@@ -279,7 +285,7 @@ class StageTrainer:
             return
         with path.open() as f:
             reader = csv.DictReader(f)
-            rows = [row for row in reader if int(row["step"]) <= self.step]
+            rows = [row for row in reader if float(row["step"]) <= self.step]
             columns = columns or reader.fieldnames
         with path.open("w", newline="") as f:
             writer = csv.DictWriter(f, columns)
@@ -385,6 +391,10 @@ def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
         unet = EfficientUNet.from_pretrained(final / "unet", use_safetensors=True)
         stages.append(Stage(unet, DDPMScheduler.from_pretrained(final / "scheduler")))
         record["stages"][str(i)] = json.loads((final / "state.json").read_text())
+        curve = recipe.stage_dir(i) / EVAL_LOG
+        if curve.is_file():
+            with curve.open() as f:
+                record["stages"][str(i)]["eval"] = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     output = Path(output or recipe.output)
     ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output, extra_files={TRAINING_RECORD: record})
     return output

@@ -1,0 +1,63 @@
+"""The training benchmarks: throughput side by side, SR against bicubic, and the learning-curve plot."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import PIL.Image
+import pytest
+
+from benchmarks import learning_curve, sr_fidelity, train_throughput
+from test_training import write_recipe
+
+
+def test_throughput_measures_every_stage_of_every_recipe(tmp_path, tiny_t5_dir):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    first = write_recipe(tmp_path / "a", tiny_t5_dir)
+    second = write_recipe(tmp_path / "b", tiny_t5_dir, base='overrides = {patch_size = 2}\nchannels_last = true')
+    rows = train_throughput.measure([str(first), str(second)], steps=1, rounds=2)
+    assert [(r["recipe"], r["stage"], r["batch"]) for r in rows] == [
+        (str(first), 1, 8), (str(first), 2, 4), (str(second), 1, 8), (str(second), 2, 4)]
+    assert all(r["images_per_s"] > 0 and r["parameters"] > 0 for r in rows)
+    assert rows[0]["parameters"] != rows[2]["parameters"]  # the patched U-Net has another first and last conv
+    assert not (tmp_path / "a" / "run").exists()  # measured in a throw-away folder
+    table = train_throughput.markdown(rows)
+    assert table.count("| tiny-base |") == 2 and table.count("| tiny-sr |") == 2
+
+
+def test_true_renders_have_no_speckle_and_bicubic_is_the_baseline(tiny_pipe):
+    scenes = sr_fidelity.true_renders(3, 64)
+    for _, image, background in scenes:
+        assert background.mean() > 0.3 and sr_fidelity.speckle(image, background) == 0.0
+    noisy = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    assert sr_fidelity.speckle(noisy, scenes[0][2]) > 50
+
+    rows = sr_fidelity.evaluate(tiny_pipe, 2, [{}, {"steps": 1, "noise_aug": 0.0, "guidance": 1.0}])
+    assert [r["method"] for r in rows] == ["bicubic", "SR stage (defaults)", "SR stage (steps=1, noise_aug=0.0, guidance=1.0)"]
+    bicubic, *sr = rows
+    assert bicubic["psnr"] > 20 and bicubic["speckle"] < 1.0 and bicubic["seconds"] is None
+    assert all(r["psnr"] < bicubic["psnr"] and r["speckle"] > bicubic["speckle"] for r in sr)  # an untrained SR stage
+    assert "| bicubic |" in sr_fidelity.markdown(rows)
+
+
+def test_learning_curve_reads_logs_and_records_and_plots(tmp_path):
+    columns = ["step", "images_seen", "train_hours"] + [f"{w}_{c}" for w in ("ema", "raw") for c in
+                                                         ("single_object", "colors", "overall")]
+    rows = [dict(zip(columns, [i * 10, i * 320, i / 10] + [i / 4] * 6)) for i in (1, 2, 3)]
+    log = tmp_path / "eval.csv"
+    with log.open("w", newline="") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    record = tmp_path / "training.json"
+    record.write_text(json.dumps({"stages": {"1": {"eval": rows[:2]}}}))
+    curves = {"log": learning_curve.load_curve(log), "record": learning_curve.load_curve(record)}
+    assert list(curves["log"]["images_seen"]) == [320, 640, 960] and len(curves["record"]) == 2
+    out = learning_curve.plot(curves, tmp_path / "curve.png")
+    assert PIL.Image.open(out).size[0] > 500
+    table = learning_curve.markdown(curves)
+    assert "| log | 30 | 960 | 0.30 | 0.75 | 0.75 | 0.75 |" in table
+    with pytest.raises(ValueError, match="no evaluation rows"):
+        learning_curve.load_curve(record, stage=2)
