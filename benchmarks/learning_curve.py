@@ -1,11 +1,15 @@
 """Plot held-out accuracy against images seen and training hours, for one or more training runs.
 
 A run is `LABEL=PATH`, where PATH is a stage's `eval.csv` (written by the trainer every `eval_every` steps) or a
-pipeline folder's `training.json` (which carries the curve of every run that led to the committed weights)::
+pipeline folder's `training.json` (which carries the curve of every run that led to the committed weights).
+`point` scores a saved model's base stage with the same proxy and appends it to a curve file, for weights that
+were trained before the trainer logged its curve::
 
-    python -m benchmarks.learning_curve \\
-        "first recipe=docs/learning-curve/shapes-v1.csv" \\
+    python -m benchmarks.learning_curve plot \
+        "first recipe=docs/learning-curve/shapes-v1.csv" \
         "default recipe=imagen_demo/weights/shapes-default/training.json" --out docs/learning-curve.png
+    python -m benchmarks.learning_curve point --model PATH --step 3390 --images-seen 54240 --train-hours 1.23 \
+        --out docs/learning-curve/shapes-v1.csv
 """
 
 from __future__ import annotations
@@ -68,13 +72,43 @@ def markdown(curves: dict[str, pd.DataFrame], weights: str = "ema") -> str:
     return "\n".join(lines)
 
 
+def point(model: str, step: int, images_seen: int, train_hours: float, out: Path) -> dict:
+    """Score `model`'s base stage with the trainer's proxy and append the row to the curve file `out`."""
+    from imagen_demo import TextEncoder
+    from imagen_demo.loading import resolve_folder
+    from imagen_demo.pipeline import load_stage
+    from imagen_demo.training.evaluate import held_out_accuracy
+
+    root = resolve_folder(model, "Imagen pipeline")
+    reference = json.loads((root / "model_index.json").read_text())["text_encoder"]
+    encoder = TextEncoder.from_pretrained(reference["name_or_path"], max_length=reference.get("max_length", 64))
+    accuracy = held_out_accuracy(load_stage(root, 1), encoder)
+    row = {"step": step, "images_seen": images_seen, "train_hours": train_hours,
+           **{f"{w}_{c}": v for w in ("ema", "raw") for c, v in accuracy.items()}}  # saved weights are the EMA's
+    frame = pd.concat([pd.read_csv(out), pd.DataFrame([row])]) if out.is_file() else pd.DataFrame([row])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    return row
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", help="LABEL=PATH (eval.csv or training.json)")
-    parser.add_argument("--stage", type=int, default=1)
-    parser.add_argument("--weights", choices=("ema", "raw"), default="ema")
-    parser.add_argument("--out", type=Path, default=Path("docs/learning-curve.png"))
+    commands = parser.add_subparsers(dest="command", required=True)
+    plot_args = commands.add_parser("plot", help="plot curves and print them as a table")
+    plot_args.add_argument("runs", nargs="+", help="LABEL=PATH (eval.csv or training.json)")
+    plot_args.add_argument("--stage", type=int, default=1)
+    plot_args.add_argument("--weights", choices=("ema", "raw"), default="ema")
+    plot_args.add_argument("--out", type=Path, default=Path("docs/learning-curve.png"))
+    point_args = commands.add_parser("point", help="score a saved model and append it to a curve file")
+    point_args.add_argument("--model", required=True)
+    point_args.add_argument("--step", type=int, required=True)
+    point_args.add_argument("--images-seen", type=int, required=True)
+    point_args.add_argument("--train-hours", type=float, required=True)
+    point_args.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.command == "point":
+        print(point(args.model, args.step, args.images_seen, args.train_hours, args.out))
+        return
     curves = {}
     for run in args.runs:
         label, sep, path = run.partition("=")

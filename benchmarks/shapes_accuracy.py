@@ -16,6 +16,7 @@ import statistics
 import time
 
 import numpy as np
+import PIL.Image
 import torch
 
 from imagen_demo import ImagenPipeline
@@ -27,7 +28,7 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
     """{'rows': per-prompt results, 'accuracy': {stage: {category: mean}}, 'seconds_per_image': median}."""
     from tqdm.auto import tqdm
 
-    results, seconds = [], []
+    results, seconds, images = [], [], []
     for i, row in enumerate(tqdm(rows, desc="shapes-test", disable=not progress)):
         spec = Spec.from_dict(row["spec"])
         start = time.perf_counter()
@@ -35,11 +36,30 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
         seconds.append(time.perf_counter() - start)
         passed = {f"stage_{s + 1}": verify(spec, images[0]).passed for s, images in enumerate(out.stage_images)}
         results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i, **passed})
+        images.append(out.stage_images[-1][0])
     accuracy = {}
     for stage in (k for k in results[0] if k.startswith("stage_")):
         per_category = {c: float(np.mean([r[stage] for r in results if r["category"] == c])) for c in CATEGORIES}
         accuracy[stage] = {**per_category, "overall": float(np.mean([r[stage] for r in results]))}
-    return {"rows": results, "accuracy": accuracy, "seconds_per_image": statistics.median(seconds)}
+    return {"rows": results, "accuracy": accuracy, "seconds_per_image": statistics.median(seconds), "images": images}
+
+
+def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Image.Image:
+    """Final images, one row per category (its first prompts), each captioned with its prompt and ✓/✗."""
+    from PIL import ImageDraw
+
+    cell = side + 28
+    grid = PIL.Image.new("RGB", (per_category * side, len(CATEGORIES) * cell), "white")
+    draw = ImageDraw.Draw(grid)
+    for r, category in enumerate(CATEGORIES):
+        picks = [i for i, row in enumerate(report["rows"]) if row["category"] == category][:per_category]
+        for c, i in enumerate(picks):
+            row, last = report["rows"][i], list(report["accuracy"])[-1]
+            grid.paste(report["images"][i].resize((side, side)), (c * side, r * cell))
+            mark = "✓" if row[last] else "✗"
+            draw.text((c * side + 2, r * cell + side + 1), f"{mark} {row['prompt'][:24]}", fill="black")
+            draw.text((c * side + 2, r * cell + side + 13), row["prompt"][24:48], fill="black")
+    return grid
 
 
 def markdown_table(report: dict, sizes: list[int]) -> str:
@@ -58,6 +78,7 @@ def main(argv=None) -> None:
     parser.add_argument("--suite-seed", type=int, default=0, help="which held-out prompts")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the first prompt")
     parser.add_argument("--out", default=None, help="also write the full report as JSON")
+    parser.add_argument("--grid", default=None, help="also save a grid of final images, one row per category (PNG)")
     args = parser.parse_args(argv)
     pipe = ImagenPipeline.from_pretrained(args.model)
     rows = test_suite(args.n_per_category, seed=args.suite_seed)
@@ -67,9 +88,11 @@ def main(argv=None) -> None:
     print(markdown_table(report, [stage.size for stage in pipe.stages]))
     print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
           f"{report['seconds_per_image']:.2f}")
+    if args.grid:
+        sample_grid(report).save(args.grid)
     if args.out:
         with open(args.out, "w") as f:
-            json.dump(report, f, indent=2)
+            json.dump({k: v for k, v in report.items() if k != "images"}, f, indent=2)
 
 
 if __name__ == "__main__":

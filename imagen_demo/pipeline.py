@@ -182,6 +182,29 @@ def sample_stage(
     return x.clamp(-1, 1)
 
 
+def _load_stage(root, entry: dict) -> Stage:
+    unet_dir = root / entry["unet"]
+    check_safetensors(sorted(unet_dir.glob("*.safetensors")), "U-Net weights", unet_dir)
+    unet = EfficientUNet.from_pretrained(root, subfolder=entry["unet"], use_safetensors=True)
+    scheduler_config = root / entry["scheduler"] / "scheduler_config.json"
+    if not scheduler_config.is_file():
+        raise missing("Scheduler config", scheduler_config)
+    scheduler_cls = scheduler_class(json.loads(scheduler_config.read_text())["_class_name"])
+    return Stage(unet, scheduler_cls.from_pretrained(root, subfolder=entry["scheduler"]))
+
+
+def load_stage(name_or_path: str | os.PathLike, stage: int) -> Stage:
+    """One stage (1-based) of a saved pipeline, without loading the others or the text encoder."""
+    root = resolve_folder(name_or_path, "Imagen pipeline")
+    index_file = root / MODEL_INDEX
+    if not index_file.is_file():
+        raise missing("Imagen pipeline (model_index.json)", root)
+    entries = json.loads(index_file.read_text())["stages"]
+    if not 1 <= stage <= len(entries):
+        raise ValueError(f"{root} has {len(entries)} stages; it has no stage {stage}")
+    return _load_stage(root, entries[stage - 1])
+
+
 class ImagenPipeline:
     """A cascade of text-conditioned pixel-space diffusion stages sharing one frozen text encoder."""
 
@@ -212,7 +235,8 @@ class ImagenPipeline:
     def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False, extra_files: dict | None = None) -> None:
         """Write the folder atomically: a crash mid-save leaves any previous copy intact.
 
-        `extra_files` maps file names to JSON-able objects written beside the index (e.g. the training record).
+        `extra_files` maps file names to text (written as is, e.g. a model card) or to JSON-able objects (written as
+        JSON, e.g. the training record), beside the index.
         """
         index = {
             "_class_name": type(self).__name__,
@@ -229,7 +253,7 @@ class ImagenPipeline:
                 stage.scheduler.save_pretrained(tmp / f"scheduler_{i}")
                 index["stages"].append({"unet": f"unet_{i}", "scheduler": f"scheduler_{i}"})
             for name, content in (extra_files or {}).items():
-                (tmp / name).write_text(json.dumps(content, indent=2) + "\n")
+                (tmp / name).write_text(content if isinstance(content, str) else json.dumps(content, indent=2) + "\n")
             (tmp / MODEL_INDEX).write_text(json.dumps(index, indent=2) + "\n")
 
     @classmethod
@@ -253,16 +277,7 @@ class ImagenPipeline:
             text_encoder = TextEncoder.from_pretrained(
                 stored if stored.is_dir() else name, max_length=encoder_ref.get("max_length", 64)
             )
-        stages = []
-        for entry in stage_entries:
-            unet_dir = root / entry["unet"]
-            check_safetensors(sorted(unet_dir.glob("*.safetensors")), "U-Net weights", unet_dir)
-            unet = EfficientUNet.from_pretrained(root, subfolder=entry["unet"], use_safetensors=True)
-            scheduler_config = root / entry["scheduler"] / "scheduler_config.json"
-            if not scheduler_config.is_file():
-                raise missing("Scheduler config", scheduler_config)
-            scheduler_cls = scheduler_class(json.loads(scheduler_config.read_text())["_class_name"])
-            stages.append(Stage(unet, scheduler_cls.from_pretrained(root, subfolder=entry["scheduler"])))
+        stages = [_load_stage(root, entry) for entry in stage_entries]
         pipe = cls(text_encoder, stages, defaults=index.get("defaults"))
         return pipe.to(device) if device is not None else pipe
 

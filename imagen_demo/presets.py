@@ -38,10 +38,11 @@ PRESETS: dict[str, dict] = {
         self_attention=(False, False, True, True), cross_attention=(False, True, True, True), attention_head_dim=32,
         norm_num_groups=8, text_adapter_layers=1, prediction_type="v_prediction",
     ),
-    # The CPU recipe's 64 -> 256 super-resolution: 4x4 space-to-depth, so it runs on a 64x64 grid, one cell per
-    # low-res pixel; no self-attention anywhere (it trains on 64x64 crops and samples the full 256x256 image).
+    # The CPU recipe's 64 -> 256 super-resolution: 2x2 space-to-depth, so it runs on a 128x128 grid; the first level
+    # is wider than the 24 channels it folds in (a 4x4 version with 48 channels could not carry every pixel's noise
+    # through and never learned to denoise). No self-attention anywhere: it trains on 64x64 crops and samples 256x256.
     "cpu-sr": dict(
-        sample_size=256, patch_size=4, block_out_channels=(48, 96, 128), layers_per_block=(1, 2, 2),
+        sample_size=256, patch_size=2, block_out_channels=(32, 64, 128), layers_per_block=(1, 1, 2),
         self_attention=False, cross_attention=(False, False, True), attention_head_dim=32, norm_num_groups=8,
         low_res_conditioning=True, prediction_type="v_prediction",
     ),

@@ -285,6 +285,9 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     assert [(r["step"], r["images_seen"]) for r in rows] == [("3", "24"), ("6", "48")]
     assert all(0 <= float(r[f"{w}_overall"]) <= 1 for r in rows for w in ("ema", "raw"))
     assemble(recipe)
+    (tmp_path / "model" / "README.md").write_text("# model card\n")
+    assemble(recipe)
+    assert (tmp_path / "model" / "README.md").read_text() == "# model card\n"  # a new assembly keeps the card
     record = json.loads((tmp_path / "model" / "training.json").read_text())
     assert record["stages"]["1"]["step"] == 6 and record["stages"]["1"]["images_seen"] == 48
     assert [row["images_seen"] for row in record["stages"]["1"]["eval"]] == [24, 48]

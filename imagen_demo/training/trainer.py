@@ -26,7 +26,7 @@ from diffusers.image_processor import VaeImageProcessor
 
 from ..atomic import atomic_dir, save_image
 from ..low_res import noise_augment, upsample
-from ..pipeline import ImagenPipeline, Stage, StageSettings, sample_stage
+from ..pipeline import ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
@@ -35,6 +35,7 @@ from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
 CHECKPOINT, FINAL, LOSS_LOG, EVAL_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "eval.csv", "samples"
+MODEL_CARD = "README.md"
 TRAINING_RECORD = "training.json"  # in a pipeline folder: how far each stage was trained, so training can go on
 LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
 GRID_SIZE = 4  # prompts in each periodic sample grid
@@ -142,10 +143,7 @@ class StageTrainer:
         from ..loading import resolve_folder
 
         root = resolve_folder(init_from, "Imagen pipeline")
-        index = json.loads((root / "model_index.json").read_text())
-        if len(index["stages"]) < self.stage_index:
-            raise ValueError(f"{root} has {len(index['stages'])} stages; it has no stage {self.stage_index}")
-        unet = EfficientUNet.from_pretrained(root, subfolder=index["stages"][self.stage_index - 1]["unet"], use_safetensors=True)
+        unet = load_stage(root, self.stage_index).unet.train().requires_grad_(True)
         saved = {key: unet.config.get(key) for key in unet_config}
         if json.loads(json.dumps(saved)) != json.loads(json.dumps(unet_config)):
             raise ValueError(f"stage {self.stage_index} of {root} has another U-Net config than this recipe's; it cannot continue")
@@ -396,5 +394,8 @@ def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
             with curve.open() as f:
                 record["stages"][str(i)]["eval"] = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
     output = Path(output or recipe.output)
-    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output, extra_files={TRAINING_RECORD: record})
+    extra = {TRAINING_RECORD: record}
+    if (output / MODEL_CARD).is_file():  # the card is written by hand: a new assembly keeps it
+        extra[MODEL_CARD] = (output / MODEL_CARD).read_text()
+    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output, extra_files=extra)
     return output
