@@ -20,7 +20,7 @@ def test_default_model_ships_small_and_in_safetensors():
     folder = SHIPPED_MODELS["default"]
     weights = list(folder.rglob("*.safetensors"))
     assert len(weights) == 2
-    assert sum(f.stat().st_size for f in folder.rglob("*")) < 50e6
+    assert sum(f.stat().st_size for f in folder.rglob("*")) < 60e6  # 9.0M + 3.7M float32 parameters, card, record
     assert not list(folder.rglob("*.bin")) and not list(folder.rglob("*.pt"))
 
 
