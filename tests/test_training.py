@@ -304,6 +304,9 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     assert state["step"] == 8 and state["images_seen"] == 64 and state["train_seconds"] > record["stages"]["1"]["train_seconds"]
     with (tmp_path / "next" / "run" / "stage_1" / "eval.csv").open() as f:
         assert [float(row["step"]) for row in csv.DictReader(f)] == [3, 6]  # the committed curve, continued
+    (tmp_path / "sr").mkdir()
+    with pytest.raises(ValueError, match="super-resolution stages have no held-out eval"):
+        load_recipe(write_recipe(tmp_path / "sr", tiny_t5_dir, sr="eval_every = 2"))
     with pytest.raises(ValueError, match="pick one"):
         StageTrainer(again, 1, resume=True, init_from=tmp_path / "model")
     (tmp_path / "other").mkdir()

@@ -55,6 +55,8 @@ class StageRecipe:
             raise ValueError(f"loss_weighting must be 'mse' or 'min_snr', got {self.loss_weighting!r}")
         if self.eval_every < 0 or self.eval_prompts_per_category < 1 or self.eval_steps < 1:
             raise ValueError("eval_every must be >= 0, eval_prompts_per_category and eval_steps >= 1")
+        if self.eval_every and self.is_super_resolution:  # refused at load, not hours into a run
+            raise ValueError("eval_every samples a base stage; super-resolution stages have no held-out eval")
 
     @property
     def unet_config(self) -> dict:
