@@ -31,6 +31,7 @@ from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
 from .data import make_data
+from .errors import TrainingDivergedError
 from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
@@ -42,10 +43,6 @@ GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
 GRAD_CLIP = 1.0
 TEXT_CACHE_SIZE = 20_000  # prompts held in memory by the trainer's text encoder (about 50 KB each)
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
 def _generator(seed: int, *path: int) -> torch.Generator:
