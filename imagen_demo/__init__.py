@@ -1,12 +1,17 @@
-"""imagen_demo: an open implementation of Imagen (Saharia et al. 2022) with a demo and a benchmark."""
+"""imagen_demo: an open implementation of Imagen (Saharia et al. 2022) with a demo and a benchmark.
 
-from .pipeline import ImagenPipeline, ImagenPipelineOutput, ProgressEvent, Stage
-from .presets import PRESETS, unet_from_preset
-from .text_encoder import DEFAULT_TEXT_ENCODER, TextEmbeddings, TextEncoder
-from .unet import EfficientUNet
+The exports below load on first use (`from imagen_demo import ImagenPipeline` works as usual), so that
+light entry points such as the CLI's --help do not pay for importing torch and diffusers.
+"""
+
+from .lazy import lazy_exports
 
 __version__ = "0.1.0"
-__all__ = [
-    "DEFAULT_TEXT_ENCODER", "EfficientUNet", "ImagenPipeline", "ImagenPipelineOutput", "PRESETS",
-    "ProgressEvent", "Stage", "TextEmbeddings", "TextEncoder", "unet_from_preset",
-]
+_EXPORTS = {
+    "ImagenPipeline": ".pipeline", "ImagenPipelineOutput": ".pipeline", "ProgressEvent": ".pipeline", "Stage": ".pipeline",
+    "PRESETS": ".presets", "unet_from_preset": ".presets",
+    "DEFAULT_TEXT_ENCODER": ".text_encoder", "TextEmbeddings": ".text_encoder", "TextEncoder": ".text_encoder",
+    "EfficientUNet": ".unet",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

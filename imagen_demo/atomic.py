@@ -32,16 +32,34 @@ def save_image(image, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _sidecar(path: Path) -> Path:
+    """Where atomic_dir parks the previous copy of `path` while the new one is renamed into place."""
+    return path.with_name(f".{path.name}.old")
+
+
+def recover_dir(path: str | os.PathLike) -> Path:
+    """Put back the previous copy of `path` if a crash came between atomic_dir's two renames; returns `path`.
+
+    Call it before reading a folder that atomic_dir writes: in that window `path` is gone and only its
+    sidecar holds the last complete copy.
+    """
+    path = Path(path)
+    old = _sidecar(path)
+    if not path.exists() and old.is_dir():
+        old.rename(path)
+    return path
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it replaces `path` (any old copy goes only then)."""
-    path = Path(path)
+    path = recover_dir(path)  # else the sidecar, perhaps the only copy left, would be deleted below
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the result should read like any folder
     try:
         yield tmp
-        old = path.with_name(f".{path.name}.old")
+        old = _sidecar(path)
         shutil.rmtree(old, ignore_errors=True)
         if path.exists():
             path.rename(old)

@@ -1,5 +1,8 @@
 """Command line: ``python -m imagen_demo generate "PROMPT" --model PATH --out image.png``."""
 
+# Only light modules at the top: --help and argument errors must answer without importing torch or
+# diffusers; each command imports what it uses.
+
 from __future__ import annotations
 
 import argparse
@@ -7,8 +10,8 @@ import sys
 from pathlib import Path
 
 from .loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
-from .schedulers import SCHEDULERS, THRESHOLDING_MODES
-from .training import TrainingDivergedError, assemble, load_recipe, train_stage
+from .sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
+from .training.errors import TrainingDivergedError
 
 
 def _per_stage(kind):
@@ -35,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--num-images", type=int, default=1)
     gen.add_argument("--steps", type=_per_stage(int), default=None, help="denoising steps, e.g. 50 or 50,25 per stage")
     gen.add_argument("--guidance", type=_per_stage(float), default=None, help="guidance scale, e.g. 5 or 5,3 per stage")
-    gen.add_argument("--scheduler", choices=sorted(SCHEDULERS), default=None)
+    gen.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASS_NAMES), default=None)
     gen.add_argument("--noise-aug", type=float, default=None, help="noise-augmentation level for SR stages, in [0, 1]")
     gen.add_argument("--thresholding", choices=THRESHOLDING_MODES, default="dynamic")
     gen.add_argument("--percentile", type=float, default=0.995, help="dynamic thresholding percentile")
@@ -96,19 +99,25 @@ def generate(args: argparse.Namespace) -> list[Path]:
     return written
 
 
+def train_or_assemble(args: argparse.Namespace) -> None:
+    from .training import assemble, load_recipe, train_stage
+
+    recipe = load_recipe(args.config)
+    if args.command == "train":
+        print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device,
+                          init_from=args.init_from))
+    if args.command == "assemble" or args.assemble:
+        print(assemble(recipe, getattr(args, "out", None)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
             generate(args)
-        elif args.command in ("train", "assemble"):
-            recipe = load_recipe(args.config)
-            if args.command == "train":
-                print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device,
-                                  init_from=args.init_from))
-            if args.command == "assemble" or args.assemble:
-                print(assemble(recipe, getattr(args, "out", None)))
+        else:
+            train_or_assemble(args)
     except (ValueError, WeightsNotFoundError, CorruptWeightsError, FloatingPointError, FileExistsError,
             FileNotFoundError, TrainingDivergedError, ImportError) as err:  # ImportError: an optional package, named
         print(f"error: {err}", file=sys.stderr)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .atomic import recover_dir
+
 _HOW_TO_PROVIDE = (
     "Provide it as a local folder path, put it in the Hugging Face cache (HF_HOME), "
     "or allow downloads with HF_HUB_OFFLINE=0 on a machine with network access."
@@ -56,7 +58,7 @@ def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
                 "the commands in recipes/shapes-default.toml"
             )
         return path
-    path = Path(name_or_path).expanduser()
+    path = recover_dir(Path(name_or_path).expanduser())  # a pipeline folder that a crash left in its sidecar
     if path.is_dir():
         return path
     if not is_hub_id(name_or_path):

@@ -173,12 +173,13 @@ def sample_stage(
     for i, t in enumerate(scheduler.timesteps):
         model_input = scheduler.scale_model_input(x, t)
         out = guided_prediction(unet, model_input, t, text, settings.guidance_scale, low_res, level, autocast_dtype)
-        if torch.isnan(out).any():
-            raise FloatingPointError(f"NaN in the model output at step {i + 1}; the weights may be broken")
         x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
         if progress is not None:
             progress(i + 1, lambda: _predicted_original(scheduler, x, t, out, prediction_type).clamp(-1, 1))
         x = x_prev
+    # Checked once, not every step (each check waits for the GPU): a NaN in any step's output reaches x.
+    if torch.isnan(x).any():
+        raise FloatingPointError(f"NaN in the model output within {len(scheduler.timesteps)} steps; the weights may be broken")
     return x.clamp(-1, 1)
 
 

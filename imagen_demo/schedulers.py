@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import inspect
 
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+import diffusers
+from diffusers import DDPMScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-SCHEDULERS: dict[str, type[SchedulerMixin]] = {
-    "ddpm": DDPMScheduler,
-    "ddim": DDIMScheduler,
-    "dpm++": DPMSolverMultistepScheduler,
-    "unipc": UniPCMultistepScheduler,
-}
-THRESHOLDING_MODES = ("dynamic", "static", "none")
+from .sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
+
+SCHEDULERS: dict[str, type[SchedulerMixin]] = {name: getattr(diffusers, cls) for name, cls in SCHEDULER_CLASS_NAMES.items()}
 
 
 def scheduler_class(name_or_class: str | type[SchedulerMixin]) -> type[SchedulerMixin]:
@@ -29,8 +26,6 @@ def scheduler_class(name_or_class: str | type[SchedulerMixin]) -> type[Scheduler
     elif name_or_class in SCHEDULERS:
         cls = SCHEDULERS[name_or_class]
     else:
-        import diffusers
-
         cls = getattr(diffusers, str(name_or_class), None)
         if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
             raise ValueError(f"unknown scheduler {name_or_class!r}; choose one of {sorted(SCHEDULERS)} or a diffusers scheduler class name")

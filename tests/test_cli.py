@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import PIL.Image
 
 from imagen_demo.cli import main
 from imagen_demo.loading import SHIPPED_MODELS
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_generate_writes_every_image_and_stage(tiny_pipe_dir, tmp_path, capsys):
@@ -32,3 +38,19 @@ def test_errors_are_one_line_not_a_traceback(tmp_path, capsys, monkeypatch):
     assert main(["generate", "a red circle", "--model", str(tmp_path / "missing")]) == 2
     assert "not available on this machine" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_help_and_argument_errors_do_not_import_torch():
+    """`generate --help` took seconds when the CLI imported the training stack at module top."""
+    heavy = ("torch", "diffusers", "transformers")
+    for args, code in ((["generate", "--help"], 0), (["generate"], 2), (["train", "--stage", "x"], 2)):
+        script = ("import sys\nfrom imagen_demo.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exit:\n"
+                  f"    print(exit.code, sorted({{m.split('.')[0] for m in sys.modules}} & {set(heavy)!r}))")
+        proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
+        assert proc.stdout.splitlines()[-1] == f"{code} []", (args, proc.stdout, proc.stderr)
+
+
+def test_the_package_exports_load_on_first_use():
+    script = "import sys, imagen_demo; assert 'torch' not in sys.modules; from imagen_demo import ImagenPipeline; print(ImagenPipeline.__name__)"
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.stdout.strip() == "ImagenPipeline", proc.stderr

@@ -232,6 +232,22 @@ def test_missing_and_corrupt_weights_are_clear_errors(tiny_pipe, tmp_path):
         ImagenPipeline.from_pretrained(tmp_path / "p")
 
 
+@pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
+@pytest.mark.parametrize("thresholding", ["dynamic", "static", "none"])
+def test_a_nan_in_one_middle_step_is_still_caught(tiny_pipe, monkeypatch, scheduler, thresholding):
+    """NaN is checked once after the loop, so a NaN from any single step must survive to the end."""
+    calls = []
+
+    def nan_at_second_call(*args, **kwargs):
+        calls.append(1)
+        out = guided_prediction(*args, **kwargs)
+        return out.fill_(float("nan")) if len(calls) == 2 else out
+
+    monkeypatch.setattr("imagen_demo.pipeline.guided_prediction", nan_at_second_call)
+    with pytest.raises(FloatingPointError, match="stage 1: NaN"):
+        tiny_pipe("a red circle", seed=0, num_inference_steps=4, scheduler=scheduler, thresholding=thresholding)
+
+
 def test_nan_weights_stop_with_a_clear_error(tiny_pipe):
     with torch.no_grad():
         tiny_pipe.stages[0].unet.conv_out.bias.fill_(float("nan"))

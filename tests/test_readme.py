@@ -31,3 +31,12 @@ def test_readme_model_interface_example_runs():
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)
     assert [image.size for image in namespace["images"]] == [(256, 256)]
+
+
+def test_readme_test_command_is_the_script_ci_runs():
+    root = README.parent
+    assert "```bash\nbash scripts/test\n```" in README.read_text()
+    script = root / "scripts" / "test"
+    assert script.stat().st_mode & 0o111 and 'python -m pytest -q "$@"' in script.read_text()
+    assert (root / ".ci" / "run").read_text().rstrip().endswith("bash scripts/test")
+    assert "bash scripts/test" in (root / "scripts" / "fresh_clone_check").read_text()

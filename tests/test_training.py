@@ -153,6 +153,20 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path, tiny_t5_dir, c
     assert "train --stage 2" in capsys.readouterr().err
 
 
+def test_resume_finds_a_checkpoint_parked_by_a_crash_and_refuses_when_there_is_none(tmp_path, tiny_t5_dir, capsys):
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 4")
+    assert main(["train", "--config", str(config), "--stage", "1", "--resume"]) == 2
+    assert "drop --resume" in capsys.readouterr().err
+    assert main(["train", "--config", str(config), "--stage", "1"]) == 0
+    stage_dir = tmp_path / "run" / "stage_1"
+    logged = (stage_dir / "loss.csv").read_text()
+    (stage_dir / "checkpoint").rename(stage_dir / ".checkpoint.old")  # a crash between atomic_dir's two renames
+    config.write_text(config.read_text().replace("steps = 4", "steps = 6"))
+    assert main(["train", "--config", str(config), "--stage", "1", "--resume"]) == 0
+    assert json.loads((stage_dir / "checkpoint" / "state.json").read_text())["step"] == 6
+    assert (stage_dir / "loss.csv").read_text().startswith(logged)  # continued, not restarted from scratch
+
+
 def test_recipe_typos_are_errors(tmp_path, tiny_t5_dir):
     with pytest.raises(ValueError, match="learnig_rate"):
         load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="learnig_rate = 1.0"))

@@ -1,6 +1,13 @@
-"""Training: data sources, one trainer per cascade stage, recipes, and assembly into a pipeline."""
+"""Training: data sources, one trainer per cascade stage, recipes, and assembly into a pipeline.
 
-from .recipe import Recipe, StageRecipe, load_recipe
-from .trainer import TrainingDivergedError, assemble, train_stage
+Exports load on first use (see imagen_demo.lazy): the CLI imports the error below without torch.
+"""
 
-__all__ = ["Recipe", "StageRecipe", "TrainingDivergedError", "assemble", "load_recipe", "train_stage"]
+from ..lazy import lazy_exports
+
+_EXPORTS = {
+    "Recipe": ".recipe", "StageRecipe": ".recipe", "load_recipe": ".recipe",
+    "TrainingDivergedError": ".errors", "assemble": ".trainer", "train_stage": ".trainer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -24,13 +24,14 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.image_processor import VaeImageProcessor
 
-from ..atomic import atomic_dir, save_image
+from ..atomic import atomic_dir, recover_dir, save_image
 from ..low_res import noise_augment, upsample
 from ..pipeline import ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
 from .data import make_data
+from .errors import TrainingDivergedError
 from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
@@ -42,10 +43,6 @@ GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
 GRAD_CLIP = 1.0
 TEXT_CACHE_SIZE = 20_000  # prompts held in memory by the trainer's text encoder (about 50 KB each)
-
-
-class TrainingDivergedError(RuntimeError):
-    """The loss became NaN or infinite; the last good checkpoint is left untouched."""
 
 
 def _generator(seed: int, *path: int) -> torch.Generator:
@@ -96,9 +93,12 @@ class StageTrainer:
         self.accelerator = Accelerator(cpu=cpu, mixed_precision="no" if cpu else "bf16")
         self.device = self.accelerator.device
 
-        checkpoint = self.dir / CHECKPOINT
+        checkpoint = recover_dir(self.dir / CHECKPOINT)
         if checkpoint.exists() and not resume:
             raise FileExistsError(f"{checkpoint} already exists: pass --resume to continue it, or set another run_dir")
+        if resume and not checkpoint.exists():  # starting afresh would also cut the loss log back to step 0
+            raise ValueError(f"--resume: there is no checkpoint at {checkpoint}; drop --resume to start from scratch,"
+                             " or use --init-from to start from a pipeline's weights")
         if resume and init_from is not None:
             raise ValueError("--resume continues a checkpoint and --init-from starts from a pipeline's weights: pick one")
         # A large cache: the shapes world repeats captions often (about half of 40k are repeats).
@@ -109,7 +109,7 @@ class StageTrainer:
         self.step = self.start_step = 0  # start_step: where a run continued from other weights began (its warm-up)
         # Cumulative over every run that led to these weights, so a model folder says how far it is trained.
         self.record = {"images_seen": 0, "train_seconds": 0.0}
-        if resume and checkpoint.exists():
+        if resume:
             state = json.loads((checkpoint / "state.json").read_text())
             if state["unet_config"] != json.loads(json.dumps(unet_config)):
                 raise ValueError(f"{checkpoint} was trained with another U-Net config; it cannot be resumed with this recipe")
@@ -130,7 +130,7 @@ class StageTrainer:
         self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
         self.scheduler = training_scheduler(self.config.beta_schedule, unet.config.prediction_type)
         optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
-        if resume and checkpoint.exists():
+        if resume:
             optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
         self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
         self.ema.to(self.device)
@@ -382,7 +382,7 @@ def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
     text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length)
     stages, record = [], {"recipe": recipe.name, "stages": {}}
     for i in range(1, len(recipe.stages) + 1):
-        final = recipe.stage_dir(i) / FINAL
+        final = recover_dir(recipe.stage_dir(i) / FINAL)
         if not (final / "unet").is_dir():
             raise FileNotFoundError(f"stage {i} has no trained weights at {final}; run `train --stage {i}` first")
         unet = EfficientUNet.from_pretrained(final / "unet", use_safetensors=True)
