@@ -34,12 +34,16 @@ def understanding(pipe: ImagenPipeline, prompt: str | None, rewrite: bool = True
     return "\n\n".join(lines)
 
 
-def panel(pipe: ImagenPipeline, prompt: gr.Textbox, rewrite: gr.Checkbox | None = None, elem_id: str | None = None,
+def panel(pipe: ImagenPipeline, prompt: gr.Textbox, switch: gr.Checkbox | None = None, elem_id: str | None = None,
           api_name: str | bool = False) -> gr.Markdown:
     """The panel, updated whenever the prompt (or the rewrite switch) changes."""
-    shown = gr.Markdown(understanding(pipe, prompt.value, rewrite is None or rewrite.value), elem_id=elem_id)
-    triggers = [prompt.change] + ([rewrite.change] if rewrite is not None else [])
-    inputs = [prompt] + ([rewrite] if rewrite is not None else [])
-    gr.on(triggers, lambda *values: understanding(pipe, *values), inputs, shown, api_name=api_name,
+    shown = gr.Markdown(understanding(pipe, prompt.value, switch is None or switch.value), elem_id=elem_id)
+    triggers = [prompt.change] + ([switch.change] if switch is not None else [])
+    inputs = [prompt] + ([switch] if switch is not None else [])
+
+    def read_prompt(prompt: str | None, rewrite: bool = True) -> str:
+        return understanding(pipe, prompt, rewrite)
+
+    gr.on(triggers, read_prompt, inputs, shown, api_name=api_name,
           queue=False, show_progress="hidden", trigger_mode="always_last")
     return shown
