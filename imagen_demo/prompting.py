@@ -37,9 +37,9 @@ def english_rewrite(encoder: TextEncoder, prompt: str) -> str | None:
         spec = parse_caption(prompt)
     except ValueError:
         raise ValueError(
-            f"The text encoder ({encoder.name_or_path}) cannot read the characters {''.join(unreadable)}, and the prompt is not a "
-            f"sentence of the shapes world's Chinese grammar, the only Chinese it can rewrite into English. Write the "
-            f"prompt in English, or as the grammar does, e.g. “{example_prompts('zh')[0]}”, or turn the rewrite off "
-            "to sample it as typed."
+            f"The text encoder ({encoder.name_or_path}) cannot read the characters {''.join(unreadable)}, and the "
+            "prompt is not a sentence of the shapes world's Chinese grammar, the only Chinese it can rewrite into "
+            f"English. Write the prompt in English, or as the grammar does, e.g. “{example_prompts('zh')[0]}”, or "
+            "turn the rewrite off to sample it as typed."
         ) from None
     return caption(spec, np.random.default_rng(0), "en")

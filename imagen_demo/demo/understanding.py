@@ -34,12 +34,12 @@ def understanding(pipe: ImagenPipeline, prompt: str | None, rewrite: bool = True
     return "\n\n".join(lines)
 
 
-def panel(pipe: ImagenPipeline, prompt: gr.Textbox, switch: gr.Checkbox | None = None, elem_id: str | None = None,
-          api_name: str | bool = False) -> gr.Markdown:
+def panel(pipe: ImagenPipeline, prompt_box: gr.Textbox, switch: gr.Checkbox | None = None,
+          elem_id: str | None = None, api_name: str | bool = False) -> gr.Markdown:
     """The panel, updated whenever the prompt (or the rewrite switch) changes."""
-    shown = gr.Markdown(understanding(pipe, prompt.value, switch is None or switch.value), elem_id=elem_id)
-    triggers = [prompt.change] + ([switch.change] if switch is not None else [])
-    inputs = [prompt] + ([switch] if switch is not None else [])
+    shown = gr.Markdown(understanding(pipe, prompt_box.value, switch is None or switch.value), elem_id=elem_id)
+    triggers = [prompt_box.change] + ([switch.change] if switch is not None else [])
+    inputs = [prompt_box] + ([switch] if switch is not None else [])
 
     def read_prompt(prompt: str | None, rewrite: bool = True) -> str:
         return understanding(pipe, prompt, rewrite)
