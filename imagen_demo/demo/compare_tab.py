@@ -19,7 +19,7 @@ def build(ctx: DemoContext) -> None:
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", value="a red circle above a blue square", scale=3)
         seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
-    # Read by the demo's own model: the entries' encoders rewrite (or refuse) the prompt the same way when they match.
+    # Read with the demo's own model; an entry with another text encoder may read the prompt differently.
     panel(ctx.registry.get(ctx.model).pipeline, prompt, elem_id="compare-understood")
     models = gr.Textbox(
         label=f"Entries to compare (comma-separated, at most {ctx.max_compare})", value=ctx.compare_models,
