@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     gen.add_argument("--out", type=Path, default=Path("imagen.png"), help="output file; with several images, -N is added")
     gen.add_argument("--save-stages", action="store_true", help="also save every stage's image (e.g. the 64x64 base)")
+    gen.add_argument("--no-rewrite", action="store_true",
+                     help="give the text encoder a Chinese prompt as typed, even one it cannot read "
+                          "(by default a shapes-world prompt becomes its English caption)")
 
     train = commands.add_parser("train", help="train one cascade stage from a recipe (accelerate launch works too)")
     train.add_argument("--config", type=Path, required=True, help="recipe TOML, e.g. recipes/shapes-default.toml")
@@ -74,9 +77,12 @@ def generate(args: argparse.Namespace) -> list[Path]:
 
     from .atomic import save_image
     from .pipeline import ImagenPipeline
+    from .prompting import english_rewrite
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     pipe = ImagenPipeline.from_pretrained(args.model, device=device)
+    if not args.no_rewrite and (english := english_rewrite(pipe.text_encoder, args.prompt)):
+        print(f"rewritten as: {english}  (the text encoder cannot read the prompt as typed)")
     with tqdm(total=None, unit="step", desc="sampling") as bar:
 
         def on_step(event) -> None:
@@ -89,6 +95,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
             guidance_scale=args.guidance, num_inference_steps=args.steps, scheduler=args.scheduler,
             noise_aug_level=args.noise_aug, thresholding=args.thresholding,
             dynamic_thresholding_percentile=args.percentile, callback=on_step, return_intermediates=args.save_stages,
+            rewrite_prompts=not args.no_rewrite,
         )
     written = []
     for i, (image, seed) in enumerate(zip(out.images, out.seeds)):

@@ -37,6 +37,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from .atomic import atomic_dir
 from .loading import check_safetensors, missing, resolve_folder
 from .low_res import noise_augment, upsample
+from .prompting import english_rewrite
 from .schedulers import check_thresholding, sampling_scheduler, scheduler_class
 from .text_encoder import TextEmbeddings, TextEncoder
 from .unet import EfficientUNet
@@ -44,6 +45,7 @@ from .unet import EfficientUNet
 logger = logging.getLogger(__name__)
 
 MODEL_INDEX = "model_index.json"
+TRAINING_RECORD = "training.json"  # in a pipeline folder: how far each stage was trained, and on what data
 OUTPUT_TYPES = ("pil", "np", "pt")
 MAX_SEED = 2**31 - 1
 
@@ -231,6 +233,7 @@ class ImagenPipeline:
         self.defaults.update(defaults or {})
         self.image_processor = VaeImageProcessor(vae_scale_factor=1, do_resize=False, do_normalize=True)
         self.autocast_dtype = torch.bfloat16  # used on CUDA only; CPU stays float32
+        self.trained_on: str | None = None  # the training data kind ("shapes") when the folder's record names it
 
     # ----------------------------------------------------------------------------------- save / load
     def save_pretrained(self, path: str | os.PathLike, store_text_encoder: bool = False, extra_files: dict | None = None) -> None:
@@ -280,6 +283,8 @@ class ImagenPipeline:
             )
         stages = [_load_stage(root, entry) for entry in stage_entries]
         pipe = cls(text_encoder, stages, defaults=index.get("defaults"))
+        record = root / TRAINING_RECORD
+        pipe.trained_on = json.loads(record.read_text()).get("data") if record.is_file() else None
         return pipe.to(device) if device is not None else pipe
 
     def to(self, device: str | torch.device) -> "ImagenPipeline":
@@ -373,6 +378,7 @@ class ImagenPipeline:
         callback: Callable[[ProgressEvent], None] | None = None,
         preview_every: int = 0,
         return_intermediates: bool = False,
+        rewrite_prompts: bool = True,
     ) -> ImagenPipelineOutput:
         """Generate images for `prompt`.
 
@@ -380,9 +386,12 @@ class ImagenPipeline:
         stage or a list with one per stage; left out, the model's saved defaults apply. `seed` is the
         first image's seed (later images count up) or one seed per image. `image` skips the stages
         below its size and super-resolves it. `callback` gets a ProgressEvent after every step, with a
-        preview of the predicted clean image every `preview_every` steps (0 = never).
+        preview of the predicted clean image every `preview_every` steps (0 = never). `rewrite_prompts`: a
+        Chinese prompt the text encoder cannot read becomes its English shapes-world caption (see `prompting`).
         """
         prompts = self._check_prompts(prompt)
+        if rewrite_prompts:
+            prompts = [english_rewrite(self.text_encoder, p) or p for p in prompts]
         if isinstance(num_images_per_prompt, bool) or not isinstance(num_images_per_prompt, int) or num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be a whole number >= 1, got {num_images_per_prompt!r}")
         if output_type not in OUTPUT_TYPES:

@@ -16,7 +16,9 @@ from benchmarks.cli import main, run_benchmark
 from benchmarks.runner import MANIFEST_FILE, Manifest
 from benchmarks.suite import builtin_suites, load_suite, round_robin
 from imagen_demo.registry import ModelRegistry
-from imagen_demo.shapes import Spec, test_suite, verify
+from imagen_demo.shapes import Spec, parse_caption, test_suite, verify
+from imagen_demo.shapes.captions import language_of
+from imagen_demo.shapes.splits import recaption
 from tiny import build_tiny_clip
 
 DRAWBENCH_CATEGORIES = {"Colors", "Counting", "Positional", "Conflicting", "Descriptions", "Misspellings", "Rare Words",
@@ -35,6 +37,14 @@ def test_builtin_suites_cover_drawbench_and_the_shapes_test_split():
     held_out = {json.dumps(r["spec"], sort_keys=True) for r in test_suite(40, seed=0)}
     assert all(json.dumps(item.spec, sort_keys=True) in held_out for item in shapes)
 
+
+
+def test_shapes_test_zh_is_shapes_test_captioned_in_chinese():
+    english, chinese = load_suite("shapes-test"), load_suite("shapes-test-zh")
+    assert [(i.category, i.spec) for i in chinese] == [(i.category, i.spec) for i in english]
+    assert all(language_of(i.prompt) == "zh" and parse_caption(i.prompt) == Spec.from_dict(i.spec) for i in chinese)
+    rows = [{"prompt": i.prompt, "category": i.category, "spec": i.spec} for i in english]
+    assert [i.prompt for i in chinese] == [r["prompt"] for r in recaption(rows, "zh", seed=0)]  # how it was written
 
 def test_official_drawbench_csv_and_partiprompts_tsv_load(tmp_path):
     drawbench = tmp_path / "drawbench.csv"

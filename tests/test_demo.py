@@ -22,16 +22,21 @@ from imagen_demo.demo.validation import (
 )
 from imagen_demo.loading import WeightsNotFoundError
 from imagen_demo.pipeline import MAX_SEED
+from imagen_demo.prompting import english_rewrite
+from tiny import SHAPES_RECORD, build_tiny_pipeline
 
 PROMPT = "a red circle above a blue square"
+HELD_OUT_ZH = "一幅画着小的菱形的图"  # from shapes-test-zh; the tiny T5 cannot read 幅, 画, ...
 FAST = {"steps_1": 2, "steps_2": 2}
 
 
 @pytest.fixture(scope="module")
-def server(tiny_pipe_dir):
-    model = str(tiny_pipe_dir)
+def server(tiny_encoder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("demo") / "tiny"
+    build_tiny_pipeline(tiny_encoder).save_pretrained(folder, store_text_encoder=True, extra_files=SHAPES_RECORD)
+    model = str(folder)
     entries = f"{model}@steps=2,{model}@steps=1,{model}@steps=2,scheduler=ddim"
-    with serve_tiny(tiny_pipe_dir, compare_models=entries) as (url, registry):
+    with serve_tiny(folder, compare_models=entries) as (url, registry):
         yield Client(url, verbose=False), registry, model
 
 
@@ -76,6 +81,27 @@ def test_a_random_seed_is_shown_and_the_shown_command_reproduces_the_image(serve
     np.testing.assert_array_equal(pixels(tmp_path / "cli.png"), pixels(images[0]["image"]))
     dashed = shlex.split(cli_command("default", "-a dash first", {"seed": 1}))[3:]
     assert cli.build_parser().parse_args(dashed).prompt == "-a dash first"
+
+
+def reproduce_command(note: str) -> list[str]:
+    return shlex.split(note.split("```bash\n")[1].split("\n```")[0])
+
+
+def test_the_panel_reads_the_prompt_and_a_chinese_prompt_is_rewritten_into_english(server):
+    client, registry, model = server
+    english = english_rewrite(registry.get(model).pipeline.text_encoder, HELD_OUT_ZH)
+    shown = client.predict(prompt=HELD_OUT_ZH, rewrite=True, api_name="/understand")
+    assert "**Understood as** (single object): **1 × small diamond (any colour)**" in shown
+    assert f"**Rewritten as:** “{english}”" in shown
+    images, _, note, _ = generate(client, prompt=HELD_OUT_ZH)
+    assert f"“{english}”" in note and PIL.Image.open(images[0]["image"]).size == (32, 32)
+    assert reproduce_command(note)[-2:] == ["--", english]  # the command carries what the encoder read
+    note = generate(client, prompt=HELD_OUT_ZH, rewrite=False)[2]
+    assert "Rewritten" not in note and reproduce_command(note)[-3:] == ["--no-rewrite", "--", HELD_OUT_ZH]
+    outside = client.predict(prompt="a photo of a cat on a mat", rewrite=True, api_name="/understand")
+    assert "Words it does not know: `cat`, `mat`. Prompts it reads: “" in outside
+    with pytest.raises(AppError, match="cannot read the characters"):
+        generate(client, prompt="一只猫坐在桌子上")
 
 
 def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_once(server):

@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from demo_server import serve_tiny
-from tiny import build_tiny_pipeline
+from tiny import SHAPES_RECORD, build_tiny_pipeline
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPORTS = Path(__file__).resolve().parents[1] / "reports"  # holds the committed demo report
 PROMPT = "a red circle above a blue square"
+HELD_OUT_ZH = "一幅画着小的菱形的图"  # from shapes-test-zh; neither the tiny T5 nor MiniLM reads all of it
 # Records every stage the progress bar names ("stage 1/2 · 64 px"), however briefly it shows.
 WATCH_PROGRESS = """() => {
     window.seenProgress = new Set();
@@ -41,7 +42,7 @@ def demo_url(tiny_encoder, tmp_path_factory):
     pipe = build_tiny_pipeline(tiny_encoder)
     pipe.defaults["num_inference_steps"] = 20
     folder = tmp_path_factory.mktemp("browser") / "tiny"
-    pipe.save_pretrained(folder, store_text_encoder=True)
+    pipe.save_pretrained(folder, store_text_encoder=True, extra_files=SHAPES_RECORD)
     with serve_tiny(folder, reports_dir=REPORTS) as (url, _):
         yield url
 
@@ -93,3 +94,23 @@ def test_benchmark_tab_shows_a_report_with_its_tables_and_grid(demo_url, browser
     screenshot = Path(target).with_name(Path(target).stem + "-benchmark.png") if target else tmp_path / "benchmark.png"
     page.screenshot(path=screenshot, full_page=False)
     assert screenshot.stat().st_size > 10_000
+
+
+def test_a_chinese_prompt_is_understood_rewritten_and_drawn(demo_url, browser):
+    from playwright.sync_api import expect
+
+    page = browser.new_page(viewport={"width": 1280, "height": 960})
+    page.goto(demo_url)
+    prompt = page.get_by_label("Prompt", exact=True)
+    prompt.fill("a photo of a cat on a mat")
+    expect(page.locator("#generate-understood")).to_contain_text("Words it does not know: cat, mat", timeout=30_000)
+    prompt.fill(HELD_OUT_ZH)
+    understood = page.locator("#generate-understood")
+    expect(understood).to_contain_text("Understood as (single object): 1 × small diamond (any colour)", timeout=30_000)
+    expect(understood).to_contain_text("Rewritten as:")
+    page.get_by_role("button", name="Generate", exact=True).click()
+
+    info = page.locator("#generate-info")
+    expect(info).to_contain_text("To reproduce", timeout=120_000)
+    expect(info).to_contain_text("Rewritten as:")
+    page.wait_for_function(IMAGE_LOADED, timeout=30_000)

@@ -304,6 +304,7 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     assert (tmp_path / "model" / "README.md").read_text() == "# model card\n"  # a new assembly keeps the card
     record = json.loads((tmp_path / "model" / "training.json").read_text())
     assert record["stages"]["1"]["step"] == 6 and record["stages"]["1"]["images_seen"] == 48
+    assert record["data"] == "shapes"  # what tells the demo this is a shapes-world model
     assert [row["images_seen"] for row in record["stages"]["1"]["eval"]] == [24, 48]
 
     (tmp_path / "next").mkdir()

@@ -45,6 +45,9 @@ def randomize_zero_inits(unet: torch.nn.Module, std: float = 0.05) -> torch.nn.M
                 param.normal_(std=std)
     return unet
 
+# A training record naming the shapes world, for a saved tiny pipeline the demo should read prompts for.
+SHAPES_RECORD = {"training.json": {"data": "shapes"}}
+
 
 def build_tiny_pipeline(text_encoder: TextEncoder, seed: int = 0) -> ImagenPipeline:
     """Two random stages: 16x16 base (cosine, epsilon) and 16->32 SR (linear, v-prediction)."""

@@ -11,6 +11,7 @@ import time
 import gradio as gr
 
 from .context import DemoContext
+from .understanding import panel
 from .validation import load_entries, prompt_text, seed_value, user_errors
 
 
@@ -18,6 +19,8 @@ def build(ctx: DemoContext) -> None:
     with gr.Row():
         prompt = gr.Textbox(label="Prompt", value="a red circle above a blue square", scale=3)
         seed = gr.Number(label="Seed", value=0, precision=0, scale=1)
+    # Read with the demo's own model; an entry with another text encoder may read the prompt differently.
+    panel(ctx.registry.get(ctx.model).pipeline, prompt, elem_id="compare-understood")
     models = gr.Textbox(
         label=f"Entries to compare (comma-separated, at most {ctx.max_compare})", value=ctx.compare_models,
         info="NAME[@key=value,...]; keys: steps, guidance, scheduler, noise_aug, thresholding, percentile; "

@@ -13,9 +13,11 @@ import gradio as gr
 
 from ..loading import DEFAULT_MODEL
 from ..pipeline import ImagenPipeline, ProgressEvent, per_stage
+from ..prompting import english_rewrite
 from ..schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
 from .context import DemoContext
 from .streaming import run_streaming
+from .understanding import panel, rewrite_note
 from .validation import guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors
 
 PREVIEW_EVERY = 5  # steps between streamed previews (each stage's last step always gives one)
@@ -29,7 +31,7 @@ CLI_OPTIONS = {
     "negative_prompt": "--negative-prompt", "seed": "--seed", "num_images_per_prompt": "--num-images",
     "num_inference_steps": "--steps", "guidance_scale": "--guidance", "scheduler": "--scheduler",
     "noise_aug_level": "--noise-aug", "thresholding": "--thresholding",
-    "dynamic_thresholding_percentile": "--percentile",
+    "dynamic_thresholding_percentile": "--percentile", "rewrite_prompts": "--no-rewrite",
 }
 
 
@@ -46,7 +48,9 @@ def cli_command(model: str, prompt: str, settings: dict) -> str:
     if model != DEFAULT_MODEL:
         args += ["--model", model]
     for key, value in settings.items():
-        if value is not None:
+        if isinstance(value, bool):  # a switch: only its "off" has an option
+            args += [] if value else [CLI_OPTIONS[key]]
+        elif value is not None:
             args += [CLI_OPTIONS[key], ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     return shlex.join([*args, "--", prompt])  # "--": a prompt starting with "-" stays the prompt
 
@@ -63,6 +67,9 @@ def build(ctx: DemoContext) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", placeholder="a red circle above a blue square", lines=2)
+            rewrite = gr.Checkbox(label="rewrite a prompt the text encoder cannot read (Chinese) into English",
+                                  value=True)
+            panel(pipe, prompt, rewrite, elem_id="generate-understood", api_name="understand")
             negative = gr.Textbox(label="Negative prompt", value="", placeholder="what to steer away from (optional)")
             with gr.Row():
                 seed = gr.Number(label="Seed", value=0, precision=0)
@@ -91,9 +98,11 @@ def build(ctx: DemoContext) -> None:
             stages = gr.Gallery(label="Stage by stage", format="png", columns=len(sizes), height="auto")
 
     def generate(prompt, negative_prompt, seed, randomize_seed, num_images, scheduler, noise_aug_level, thresholding,
-                 percentile, progress=gr.Progress(), **stage_fields):
+                 percentile, rewrite, progress=gr.Progress(), **stage_fields):
         text = prompt_text(prompt)
-        if notice := truncation_notice(pipe.text_encoder, text):
+        with user_errors():
+            english = english_rewrite(pipe.text_encoder, text) if rewrite else None
+        if notice := truncation_notice(pipe.text_encoder, english or text):
             gr.Warning(notice)
         count = int(num_images)
         settings = {
@@ -107,6 +116,7 @@ def build(ctx: DemoContext) -> None:
             "noise_aug_level": noise_aug_level,
             "thresholding": thresholding,
             "dynamic_thresholding_percentile": percentile,
+            "rewrite_prompts": bool(rewrite),
         }
 
         def show(event: ProgressEvent):
@@ -127,14 +137,15 @@ def build(ctx: DemoContext) -> None:
         seconds = time.perf_counter() - started
         first = settings["seed"]
         seeds = f"seed {first}" if count == 1 else f"seeds {first}–{first + count - 1}"
-        note = (f"**{count} image{'s' * (count > 1)} in {seconds:.1f} s, {seeds}.** To reproduce, untick "
-                f"*random seed*, enter seed {first} and keep these settings, or run:\n\n"
-                f"```bash\n{cli_command(ctx.model, text, settings)}\n```")
+        note = (f"{rewrite_note(english)}\n\n" if english else "") + (
+            f"**{count} image{'s' * (count > 1)} in {seconds:.1f} s, {seeds}.** To reproduce, untick "
+            f"*random seed*, enter seed {first} and keep these settings, or run:\n\n"
+            f"```bash\n{cli_command(ctx.model, english or text, settings)}\n```")
         by_stage = [(images[i], f"image {i + 1} · stage {k + 1} · {sizes[k]} px")
                     for i in range(count) for k, images in enumerate(out.stage_images)]
         yield [(image, f"seed {s}") for image, s in zip(out.images, out.seeds)], by_stage, note, first
 
     gr.on([button.click, prompt.submit], generate,
-          [prompt, negative, seed, randomize, num_images, scheduler, noise_aug, thresholding, percentile],
+          [prompt, negative, seed, randomize, num_images, scheduler, noise_aug, thresholding, percentile, rewrite],
           [gallery, stages, info, seed], inputs_kwargs=stage_fields, api_name="generate", show_progress_on=gallery,
           **ctx.event_limits())

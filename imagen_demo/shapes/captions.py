@@ -18,6 +18,7 @@ from .spec import ObjectGroup, Spec
 from .vocab import COLOURS
 
 LANGUAGES = ("en", "zh")
+CJK = re.compile(r"[\u4e00-\u9fff]")  # the CJK unified ideographs: Chinese text
 
 # Sentence templates by form: one group, one positioned group, two groups, two related groups.
 TEMPLATES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -99,7 +100,7 @@ def caption(spec: Spec, rng: np.random.Generator, language: str = "en", template
 
 def parse_caption(text: str) -> Spec:
     """Invert `caption` (language auto-detected); raises ValueError on text outside the grammar."""
-    language = "zh" if re.search(r"[\u4e00-\u9fff]", text) else "en"
+    language = language_of(text)
     text = _normalise(text, language)
     for form, templates in TEMPLATES[language].items():
         for template in templates:
@@ -107,6 +108,11 @@ def parse_caption(text: str) -> Spec:
             if match:
                 return _spec_from_match(match, form, language)
     raise ValueError(f"caption not in the grammar: {text!r}")
+
+
+def language_of(text: str) -> str:
+    """A caption's language: "zh" when it has any CJK character, else "en"."""
+    return "zh" if CJK.search(text) else "en"
 
 
 def _form(spec: Spec) -> str:

@@ -68,3 +68,19 @@ def test_suite(n_per_category: int, seed: int = 0) -> list[dict]:
 
 
 test_suite.__test__ = False  # not a pytest test despite the name
+
+
+def recaption(rows: list[dict], language: str, seed: int = 0, tries: int = 1000) -> list[dict]:
+    """The same rows (spec, category, order) captioned afresh in `language`, deterministic in `seed`.
+
+    Prompts stay distinct, as a suite needs (shapes-test repeats a spec under several English paraphrases).
+    """
+    rng, seen, out = np.random.default_rng(seed), set(), []
+    for row in rows:
+        spec = Spec.from_dict(row["spec"])
+        prompt = next((p for p in (caption(spec, rng, language) for _ in range(tries)) if p not in seen), None)
+        if prompt is None:
+            raise ValueError(f"no new {language} caption for {row['prompt']!r} in {tries} tries")
+        seen.add(prompt)
+        out.append({**row, "prompt": prompt})
+    return out

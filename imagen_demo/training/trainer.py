@@ -26,7 +26,7 @@ from diffusers.image_processor import VaeImageProcessor
 
 from ..atomic import atomic_dir, recover_dir, save_image
 from ..low_res import noise_augment, upsample
-from ..pipeline import ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
+from ..pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
@@ -37,7 +37,6 @@ from .text_cache import DiskEmbeddingCache
 
 CHECKPOINT, FINAL, LOSS_LOG, EVAL_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "eval.csv", "samples"
 MODEL_CARD = "README.md"
-TRAINING_RECORD = "training.json"  # in a pipeline folder: how far each stage was trained, so training can go on
 LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
 GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
@@ -380,7 +379,7 @@ def train_stage(recipe: Recipe, stage: int, resume: bool = False, max_minutes: f
 def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
     """Gather every stage's final/ weights into one pipeline folder loadable by ImagenPipeline.from_pretrained."""
     text_encoder = TextEncoder.from_pretrained(recipe.text_encoder, max_length=recipe.max_length)
-    stages, record = [], {"recipe": recipe.name, "stages": {}}
+    stages, record = [], {"recipe": recipe.name, "data": recipe.data.get("kind", "shapes"), "stages": {}}
     for i in range(1, len(recipe.stages) + 1):
         final = recover_dir(recipe.stage_dir(i) / FINAL)
         if not (final / "unet").is_dir():
