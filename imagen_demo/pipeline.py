@@ -348,10 +348,7 @@ class ImagenPipeline:
         """Where the cascade starts: stage 1, or the stage that super-resolves a given low-res image."""
         if image is None:
             return 0, None
-        if isinstance(image, torch.Tensor):
-            tensor = image if image.ndim == 4 else image[None]
-        else:
-            tensor = self.image_processor.preprocess(image)
+        tensor = self.image_processor.preprocess(image)  # PIL, numpy and [0, 1] tensors alike -> [-1, 1]
         sizes = {stage.size: i + 1 for i, stage in enumerate(self.stages[:-1])}
         if tensor.shape[-1] != tensor.shape[-2] or tensor.shape[-1] not in sizes:
             raise ValueError(

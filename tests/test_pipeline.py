@@ -193,6 +193,15 @@ def test_super_resolve_a_given_image(tiny_pipe):
         tiny_pipe("a red circle", image=PIL.Image.new("RGB", (20, 20)))
 
 
+def test_a_tensor_image_in_0_1_is_read_like_the_same_pil_image(tiny_pipe):
+    """diffusers' convention: image tensors are in [0, 1]; one must not be read as [-1, 1] as it is."""
+    pixels = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    from_pil = tiny_pipe("a red circle", image=PIL.Image.fromarray(pixels), seed=0, output_type="np").images
+    tensor = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    from_tensor = tiny_pipe("a red circle", image=tensor, seed=0, output_type="np").images
+    np.testing.assert_allclose(from_tensor, from_pil, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [
