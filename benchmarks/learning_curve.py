@@ -72,7 +72,7 @@ def markdown(curves: dict[str, pd.DataFrame], weights: str = "ema") -> str:
     return "\n".join(lines)
 
 
-def point(model: str, step: int, images_seen: int, train_hours: float, out: Path) -> dict:
+def point(model: str, step: int, images_seen: int, train_hours: float, out: Path, per_category: int = 8) -> dict:
     """Score `model`'s base stage with the trainer's proxy and append the row to the curve file `out`."""
     from imagen_demo import TextEncoder
     from imagen_demo.loading import resolve_folder
@@ -82,7 +82,7 @@ def point(model: str, step: int, images_seen: int, train_hours: float, out: Path
     root = resolve_folder(model, "Imagen pipeline")
     reference = json.loads((root / "model_index.json").read_text())["text_encoder"]
     encoder = TextEncoder.from_pretrained(reference["name_or_path"], max_length=reference.get("max_length", 64))
-    accuracy = held_out_accuracy(load_stage(root, 1), encoder)
+    accuracy = held_out_accuracy(load_stage(root, 1), encoder, per_category)
     row = {"step": step, "images_seen": images_seen, "train_hours": train_hours,
            **{f"{w}_{c}": v for w in ("ema", "raw") for c, v in accuracy.items()}}  # saved weights are the EMA's
     frame = pd.concat([pd.read_csv(out), pd.DataFrame([row])]) if out.is_file() else pd.DataFrame([row])
@@ -105,9 +105,10 @@ def main(argv=None) -> None:
     point_args.add_argument("--images-seen", type=int, required=True)
     point_args.add_argument("--train-hours", type=float, required=True)
     point_args.add_argument("--out", type=Path, required=True)
+    point_args.add_argument("--per-category", type=int, default=8, help="held-out prompts per category (8: the trainer's proxy)")
     args = parser.parse_args(argv)
     if args.command == "point":
-        print(point(args.model, args.step, args.images_seen, args.train_hours, args.out))
+        print(point(args.model, args.step, args.images_seen, args.train_hours, args.out, args.per_category))
         return
     curves = {}
     for run in args.runs:

@@ -25,7 +25,7 @@ from imagen_demo.loading import WeightsNotFoundError
 from imagen_demo.shapes import parse_caption
 from imagen_demo.training.data import ImageFolderData, ShapesData, make_data
 from imagen_demo.training.text_cache import DiskEmbeddingCache
-from imagen_demo.training.trainer import StageTrainer
+from imagen_demo.training.trainer import StageTrainer, append_row
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -298,6 +298,7 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
         rows = list(csv.DictReader(f))
     assert [(r["step"], r["images_seen"]) for r in rows] == [("3", "24"), ("6", "48")]
     assert all(0 <= float(r[f"{w}_overall"]) <= 1 for r in rows for w in ("ema", "raw"))
+    assert all(0 <= float(r[f"{w}_check_shape"]) <= 1 for r in rows for w in ("ema", "raw"))  # the smoother signal
     assemble(recipe)
     (tmp_path / "model" / "README.md").write_text("# model card\n")
     assemble(recipe)
@@ -328,3 +329,46 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     other = load_recipe(write_recipe(tmp_path / "other", tiny_t5_dir, base='overrides = {block_out_channels = [8, 16]}'))
     with pytest.raises(ValueError, match="another U-Net config"):
         StageTrainer(other, 1, init_from=tmp_path / "model")
+
+
+def test_a_log_row_with_new_columns_widens_the_file(tmp_path):
+    """A curve begun before a column existed goes on: old rows keep their values, the new column starts empty."""
+    log = tmp_path / "eval.csv"
+    append_row(log, {"step": 1, "ema_overall": 0.1})
+    append_row(log, {"step": 2, "ema_overall": 0.2, "ema_check_shape": 0.5})
+    append_row(log, {"step": 3, "ema_overall": 0.3, "ema_check_shape": 0.6})
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["step"], r["ema_overall"], r["ema_check_shape"]) for r in rows] == [
+        ("1", "0.1", ""), ("2", "0.2", "0.5"), ("3", "0.3", "0.6")]
+
+
+def _torchrun(config: Path, *args: str) -> subprocess.Popen:
+    """A two-process data-parallel run on the CPU (gloo), one thread each: how the 2-core machine trains fastest."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "imagen_demo", "train", "--config", str(config), "--stage", "1", "--device", "cpu", *args]
+    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_processes_train_together_and_a_kill_stops_both_at_one_step(tmp_path, tiny_t5_dir):
+    """Each step takes one batch per process; SIGTERM stops both at the same step with that step saved (no process is
+    left waiting in an all-reduce), and --resume goes on from it."""
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 100000")
+    proc = _torchrun(config)
+    log = tmp_path / "run" / "stage_1" / "loss.csv"
+    deadline = time.monotonic() + 180
+    while (not log.exists() or len(log.read_text().splitlines()) < 4) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=180)
+    assert "continue with --resume" in out, out
+    state = json.loads((tmp_path / "run" / "stage_1" / "checkpoint" / "state.json").read_text())
+    assert state["step"] >= 3 and state["record"]["images_seen"] == 2 * 8 * state["step"]  # batch 8 on each process
+    assert [s for s, _ in losses(tmp_path / "run")] == list(range(1, state["step"] + 1))  # one log, by the main process
+
+    proc = _torchrun(config, "--resume", "--max-minutes", "0.1")  # each process sees the time limit at its own moment
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    final = json.loads((tmp_path / "run" / "stage_1" / "final" / "state.json").read_text())
+    assert final["step"] > state["step"] and final["images_seen"] == 16 * final["step"]

@@ -9,7 +9,7 @@ import numpy as np
 import PIL.Image
 import pytest
 
-from benchmarks import learning_curve, sr_fidelity, train_throughput
+from benchmarks import learning_curve, sr_fidelity, train_parallelism, train_throughput
 from test_training import write_recipe
 
 
@@ -25,6 +25,17 @@ def test_throughput_measures_every_stage_of_every_recipe(tmp_path, tiny_t5_dir):
     assert not (tmp_path / "a" / "run").exists()  # measured in a throw-away folder
     table = train_throughput.markdown(rows)
     assert table.count("| tiny-base |") == 2 and table.count("| tiny-sr |") == 2
+
+
+def test_parallelism_runs_the_training_command_in_each_layout(tmp_path, tiny_t5_dir):
+    recipe = write_recipe(tmp_path, tiny_t5_dir, base="steps = 100000\neval_every = 5")
+    rate = train_parallelism.run_layout(recipe, 1, 1, 1, minutes=0.1, init_from=None, folder=tmp_path / "one")
+    assert rate > 0 and (tmp_path / "one" / "stage_1" / "final").is_dir()
+    assert "eval_every = 0" in (tmp_path / "one.toml").read_text()  # timed: training steps only
+    assert not (tmp_path / "run").exists()  # the recipe's own run folder is left alone
+    assert train_parallelism.layout("2x1") == (2, 1)
+    with pytest.raises(Exception, match="PROCESSESxTHREADS"):
+        train_parallelism.layout("2")
 
 
 def test_true_renders_have_no_speckle_and_bicubic_is_the_baseline(tiny_pipe):

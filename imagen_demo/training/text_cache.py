@@ -27,8 +27,8 @@ class DiskEmbeddingCache:
             if found != meta:
                 raise ValueError(f"text cache {self.folder} was made with {found}, not {meta}; use another text_cache folder")
         else:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            meta_file.write_text(json.dumps(meta) + "\n")
+            with atomic_path(meta_file) as tmp:  # processes of a multi-process run may start it together
+                tmp.write_text(json.dumps(meta) + "\n")
 
     def _file(self, caption: str) -> Path:
         return self.folder / f"{hashlib.sha1(caption.encode()).hexdigest()}.safetensors"

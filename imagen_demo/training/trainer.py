@@ -18,13 +18,14 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.image_processor import VaeImageProcessor
 
-from ..atomic import atomic_dir, recover_dir, save_image
+from ..atomic import atomic_dir, atomic_path, recover_dir, save_image
 from ..low_res import noise_augment, upsample
 from ..pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
@@ -72,6 +73,30 @@ def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: flo
 
 def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="area")
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append a row to a CSV log; a row with columns the file lacks (a curve begun by an older version of the
+    trainer) first widens the file, so a continued log never breaks or drops a column."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = []
+    if path.exists():
+        with path.open() as f:
+            columns = next(csv.reader(f), [])
+    missing = [key for key in row if key not in columns]
+    if columns and missing:
+        with path.open() as f:
+            rows = list(csv.DictReader(f))
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns + missing, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+        columns += missing
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, columns or list(row), restval="")
+        if not columns:
+            writer.writeheader()
+        writer.writerow(row)
 
 
 class StageTrainer:
@@ -233,8 +258,8 @@ class StageTrainer:
         self.unet.train()
         deadline = math.inf if max_minutes is None else start + 60 * max_minutes
         train_seconds = 0.0  # this run's time in training steps (not evaluation, sampling or saving)
-        with bar, self._checkpoint_on_interrupt():
-            while self.step < c.steps and time.monotonic() < deadline:
+        with bar, self._stop_on_signal() as stop:
+            while self.step < c.steps and not self._agree_to_stop(stop.signal is not None or time.monotonic() >= deadline):
                 step_start = time.monotonic()
                 loss = self.train_step(self.step)
                 seconds = time.monotonic() - step_start
@@ -256,26 +281,39 @@ class StageTrainer:
                     self.evaluate()
         if self.step != self.checkpoint_step:
             self.save_checkpoint()
+        if stop.signal is not None:
+            raise KeyboardInterrupt(f"stopped by {signal.Signals(stop.signal).name}")
         return self.export()
 
     @contextmanager
-    def _checkpoint_on_interrupt(self):
-        """Ctrl-C, `kill -INT` or `kill` (SIGTERM) saves the steps done so far before stopping; SIGKILL loses
-        < checkpoint_every. Both signals are caught even where a shell started the run in the background with
-        SIGINT ignored, so a background run can always be stopped without losing work."""
-        previous = {}
+    def _stop_on_signal(self):
+        """Ctrl-C, `kill -INT` or `kill` (SIGTERM) ends the run at the end of the current step, with the steps done so
+        far saved; a second signal stops at once (losing < checkpoint_every steps, like SIGKILL). Both are caught even
+        where a shell started the run in the background with SIGINT ignored. Stopping between steps, never inside
+        one, is what lets every process of a multi-process run stop at the same step instead of waiting forever in
+        a gradient all-reduce that the others have left."""
+        stop, previous = SimpleNamespace(signal=None), {}
+
+        def request_stop(signum, frame):
+            if stop.signal is not None:
+                _raise_interrupt(signum, frame)
+            stop.signal = signum
+
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
-                previous[sig] = signal.signal(sig, _raise_interrupt)
+                previous[sig] = signal.signal(sig, request_stop)
         try:
-            yield
-        except KeyboardInterrupt:
-            if self.step != self.checkpoint_step:
-                self.save_checkpoint()
-            raise
+            yield stop
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _agree_to_stop(self, stop: bool) -> bool:
+        """True on every process if it is true on any (a time limit or a signal seen by one process stops all)."""
+        if self.accelerator.num_processes == 1:
+            return stop
+        votes = self.accelerator.reduce(torch.tensor([float(stop)], device=self.device), reduction="sum")
+        return bool(votes.item() > 0)
 
     def _truncate_log(self, name: str, columns: tuple[str, ...] | None = None) -> None:
         """Keep only rows up to the resumed step, so a log never holds steps that were redone."""
@@ -292,14 +330,7 @@ class StageTrainer:
             writer.writerows(rows)
 
     def _append(self, name: str, row: dict) -> None:
-        path = self.dir / name
-        new = not path.exists()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_row(self.dir / name, row)
 
     def _log(self, loss: float, rate: float, elapsed: float) -> None:
         lr = _lr(self.config, self.step - 1 - self.start_step)
