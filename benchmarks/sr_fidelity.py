@@ -20,8 +20,8 @@ import numpy as np
 import PIL.Image
 from scipy import ndimage
 
-from benchmarks.metrics import sr_fidelity
 from imagen_demo import ImagenPipeline
+from imagen_demo.bench.metrics import sr_fidelity
 from imagen_demo.loading import DEFAULT_MODEL
 
 BACKGROUND_MARGIN = 3  # pixels around each object that do not count as background (anti-aliased edges)

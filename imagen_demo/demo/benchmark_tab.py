@@ -13,7 +13,11 @@ from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
+from ..bench.report import GRID_FILE, METRIC_TITLES, markdown_table, metric_tables
+from ..bench.run import run_benchmark
+from ..bench.suite import builtin_suites
 from .context import DemoContext
 from .validation import load_entries, user_errors
 
@@ -30,10 +34,6 @@ def report_folders(root: Path) -> list[str]:
 
 def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | None]:
     """(Markdown with every per-category table, grid image, plot images, report.html) of one run folder."""
-    import pandas as pd
-
-    from benchmarks.report import GRID_FILE, METRIC_TITLES, markdown_table, metric_tables
-
     run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     summary = pd.read_csv(folder / "summary.csv")
     models = ", ".join(f"`{m['name']}`" for m in run["models"])
@@ -68,8 +68,6 @@ def folder_name(text: str | None, suite: str) -> str:
 
 
 def build(ctx: DemoContext) -> None:
-    from benchmarks.suite import builtin_suites
-
     root = ctx.reports_dir
     first = next(iter(report_folders(root)), None)
     shown = show_report(root, first)
@@ -93,8 +91,6 @@ def build(ctx: DemoContext) -> None:
         run_button = gr.Button("Run benchmark", variant="primary")
 
     def run(suite, limit, models, name, progress=gr.Progress()):
-        from benchmarks.cli import run_benchmark
-
         entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
         out = folder_name(name, suite)
         with user_errors():
