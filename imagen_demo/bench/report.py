@@ -17,6 +17,7 @@ import pandas as pd
 import PIL.Image
 
 from imagen_demo.atomic import atomic_path, save_image
+from imagen_demo.markdown import markdown_table
 
 from .scoring import LOWER_IS_BETTER_PREFIXES, OVERALL, Scores
 
@@ -77,11 +78,9 @@ def set_table(scores: Scores, run: dict) -> pd.DataFrame | None:
     return table.apply(lambda col: [_fmt(v, metric) for v, metric in zip(col, table.index)])
 
 
-def markdown_table(table: pd.DataFrame, first: str) -> str:
-    header = f"| {first} | " + " | ".join(map(str, table.columns)) + " |"
-    lines = [header, "|---" * (len(table.columns) + 1) + "|"]
-    lines += [f"| {index} | " + " | ".join(map(str, row)) + " |" for index, row in zip(table.index, table.to_numpy())]
-    return "\n".join(lines)
+def frame_table(table: pd.DataFrame, first: str) -> str:
+    """A table as Markdown, its index as the first column, headed `first`."""
+    return markdown_table([first, *table.columns], ([index, *row] for index, row in zip(table.index, table.to_numpy())))
 
 
 def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
@@ -192,9 +191,9 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
     md += ["Self-contained HTML version with every image: [report.html](report.html)", ""]
     for metric, table in tables.items():
         arrow = " ↓" if metric.startswith(LOWER_IS_BETTER_PREFIXES) else ""
-        md += [f"## {METRIC_TITLES[metric]}{arrow}", "", markdown_table(table, "category"), ""]
+        md += [f"## {METRIC_TITLES[metric]}{arrow}", "", frame_table(table, "category"), ""]
     if distances is not None:
-        md += ["## Distribution distances to the reference set ↓", "", markdown_table(distances, "metric"), "",
+        md += ["## Distribution distances to the reference set ↓", "", frame_table(distances, "metric"), "",
                "FID/KID only when the feature network is Inception-v3; FD-X/KD-X name any other network X.", ""]
     if scores.notes:
         md += ["## Skipped", ""] + [f"- {note}" for note in scores.notes] + [""]

@@ -15,9 +15,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..bench.report import GRID_FILE, METRIC_TITLES, markdown_table, metric_tables
+from ..bench.report import GRID_FILE, METRIC_TITLES, frame_table, metric_tables
 from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
+from ..markdown import markdown_table
 from .context import DemoContext
 from .validation import load_entries, user_errors
 
@@ -40,11 +41,12 @@ def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | Non
     lines = [f"### {folder.name}: suite `{run['suite']}`", "",
              f"{len(run['items'])} prompts × seeds {run['seeds']} × {models}. Cells: mean [95% bootstrap CI].", ""]
     for metric, table in metric_tables(summary, run).items():
-        lines += [f"**{METRIC_TITLES[metric]}**", "", markdown_table(table, "category"), ""]
+        lines += [f"**{METRIC_TITLES[metric]}**", "", frame_table(table, "category"), ""]
     distances = summary[~summary["metric"].isin(METRIC_TITLES)]
     if not distances.empty:
-        lines += ["**Distances to the reference set** (lower is better)", "", "| model | metric | value |",
-                  "| --- | --- | --- |"] + [f"| `{r.model}` | {r.metric} | {r.mean:.4g} |" for r in distances.itertuples()] + [""]
+        rows = [(f"`{r.model}`", r.metric, f"{r.mean:.4g}") for r in distances.itertuples()]
+        lines += ["**Distances to the reference set** (lower is better)", "",
+                  markdown_table(["model", "metric", "value"], rows), ""]
     grid = folder / GRID_FILE
     html = folder / "report.html"
     return ("\n".join(lines), str(grid) if grid.is_file() else None, [str(p) for p in sorted((folder / "plots").glob("*.png"))],
