@@ -25,6 +25,15 @@ from .validation import load_entries, user_errors
 MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
 
 
+def shown_folder(root: Path) -> str:
+    """The reports folder as the page names it: relative to the working directory, else by its name alone,
+    so a public demo does not tell visitors where it lives on the server."""
+    try:
+        return Path(root).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(root).name
+
+
 def report_folders(root: Path) -> list[str]:
     """Run folders under `root` that have a summary, newest first."""
     if not root.is_dir():
@@ -57,7 +66,8 @@ def show_report(root: Path, name: str | None):
     if not name:
         return "No reports yet: run one below or with `python -m benchmarks run`.", None, [], None
     if name not in report_folders(root):
-        raise gr.Error(f"There is no report “{name}” under {root}/ (a run folder with run.json and summary.csv).")
+        raise gr.Error(f"There is no report “{name}” under {shown_folder(root)}/ (a run folder with run.json and "
+                       "summary.csv).")
     return describe_report(root / name)
 
 
@@ -74,7 +84,7 @@ def build(ctx: DemoContext) -> None:
     first = next(iter(report_folders(root)), None)
     shown = show_report(root, first)
     with gr.Row():
-        chosen = gr.Dropdown(report_folders(root), value=first, label=f"Report folder (under {root}/)", scale=3)
+        chosen = gr.Dropdown(report_folders(root), value=first, label=f"Report folder (under {shown_folder(root)}/)", scale=3)
         refresh = gr.Button("↻ Refresh", scale=1)
     with gr.Row():
         tables = gr.Markdown(shown[0])
