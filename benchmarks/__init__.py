@@ -1,1 +1,1 @@
-"""Benchmarks: speed of the U-Net presets and (later) the DrawBench-style evaluation."""
+"""`python -m benchmarks` and the measurement scripts, run from the repository; the library is imagen_demo.bench."""

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from imagen_demo.markdown import markdown_table
+
 CURVES = (("overall", "-"), ("colors", "--"), ("single_object", ":"))
 
 
@@ -64,12 +66,10 @@ def plot(curves: dict[str, pd.DataFrame], out: Path, weights: str = "ema") -> Pa
 
 
 def markdown(curves: dict[str, pd.DataFrame], weights: str = "ema") -> str:
-    lines = ["| run | step | images seen | training hours | overall | single_object | colors |", "|---|---|---|---|---|---|---|"]
-    for label, frame in curves.items():
-        for _, r in frame.iterrows():
-            lines.append(f"| {label} | {int(r['step'])} | {int(r['images_seen'])} | {r['train_hours']:.2f} | "
-                         f"{r[f'{weights}_overall']:.2f} | {r[f'{weights}_single_object']:.2f} | {r[f'{weights}_colors']:.2f} |")
-    return "\n".join(lines)
+    return markdown_table(["run", "step", "images seen", "training hours", "overall", "single_object", "colors"],
+                          ([label, int(r["step"]), int(r["images_seen"]), f"{r['train_hours']:.2f}",
+                            *(f"{r[f'{weights}_{c}']:.2f}" for c in ("overall", "single_object", "colors"))]
+                           for label, frame in curves.items() for _, r in frame.iterrows()))
 
 
 def point(model: str, step: int, images_seen: int, train_hours: float, out: Path, per_category: int = 8) -> dict:

@@ -21,6 +21,7 @@ import torch
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.loading import DEFAULT_MODEL
+from imagen_demo.markdown import markdown_table
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 
 
@@ -62,13 +63,11 @@ def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Ima
     return grid
 
 
-def markdown_table(report: dict, sizes: list[int]) -> str:
+def accuracy_table(report: dict, sizes: list[int]) -> str:
     stages = list(report["accuracy"])
-    header = "| category | " + " | ".join(f"stage {i + 1} ({size}×{size})" for i, size in enumerate(sizes)) + " |"
-    lines = [header, "|---" * (len(stages) + 1) + "|"]
-    for category in [*CATEGORIES, "overall"]:
-        lines.append(f"| {category} | " + " | ".join(f"{report['accuracy'][s][category]:.2f}" for s in stages) + " |")
-    return "\n".join(lines)
+    header = ["category", *(f"stage {i + 1} ({size}×{size})" for i, size in enumerate(sizes))]
+    return markdown_table(header, ([category, *(f"{report['accuracy'][s][category]:.2f}" for s in stages)]
+                                   for category in [*CATEGORIES, "overall"]))
 
 
 def main(argv=None) -> None:
@@ -85,7 +84,7 @@ def main(argv=None) -> None:
     report = evaluate(pipe, rows, seed=args.seed)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model {args.model}; "
           f"{len(rows)} held-out prompts; defaults {pipe.defaults}")
-    print(markdown_table(report, [stage.size for stage in pipe.stages]))
+    print(accuracy_table(report, [stage.size for stage in pipe.stages]))
     print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
           f"{report['seconds_per_image']:.2f}")
     if args.grid:

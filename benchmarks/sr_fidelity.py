@@ -20,9 +20,10 @@ import numpy as np
 import PIL.Image
 from scipy import ndimage
 
-from benchmarks.metrics import sr_fidelity
 from imagen_demo import ImagenPipeline
+from imagen_demo.bench.metrics import sr_fidelity
 from imagen_demo.loading import DEFAULT_MODEL
+from imagen_demo.markdown import markdown_table
 
 BACKGROUND_MARGIN = 3  # pixels around each object that do not count as background (anti-aliased edges)
 
@@ -86,11 +87,9 @@ def _call_settings(pipe: ImagenPipeline, setting: dict) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | PSNR (dB) ↑ | SSIM ↑ | background speckle ↓ | s / image |", "|---|---|---|---|---|"]
-    for r in rows:
-        seconds = "—" if r["seconds"] is None else f"{r['seconds']:.2f}"
-        lines.append(f"| {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['speckle']:.2f} | {seconds} |")
-    return "\n".join(lines)
+    return markdown_table(["method", "PSNR (dB) ↑", "SSIM ↑", "background speckle ↓", "s / image"],
+                          ([r["method"], f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['speckle']:.2f}",
+                            "—" if r["seconds"] is None else f"{r['seconds']:.2f}"] for r in rows))
 
 
 def main(argv=None) -> None:

@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from imagen_demo.markdown import markdown_table
 from imagen_demo.training import load_recipe
 from imagen_demo.training.trainer import StageTrainer
 
@@ -48,11 +49,9 @@ def measure(recipe_paths: list[str], steps: int, rounds: int) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| recipe | stage | preset | parameters | batch | training images/s |", "|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['recipe']} | {r['stage']} | {r['preset']} | {r['parameters'] / 1e6:.1f}M | {r['batch']} "
-                     f"| {r['images_per_s']:.1f} |")
-    return "\n".join(lines)
+    return markdown_table(["recipe", "stage", "preset", "parameters", "batch", "training images/s"],
+                          ([r["recipe"], r["stage"], r["preset"], f"{r['parameters'] / 1e6:.1f}M", r["batch"],
+                            f"{r['images_per_s']:.1f}"] for r in rows))
 
 
 def main(argv=None) -> None:

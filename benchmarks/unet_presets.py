@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from imagen_demo.markdown import markdown_row, markdown_table
 from imagen_demo.presets import PRESETS, unet_from_preset
 
 
@@ -38,15 +39,14 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, float32")
-    print("| preset | parameters | resolution | s/step, batch 1 | s/step, batch 2 (CFG) |")
-    print("| --- | --- | --- | --- | --- |")
+    print(markdown_table(["preset", "parameters", "resolution", "s/step, batch 1", "s/step, batch 2 (CFG)"]))
     for name in args.presets.split(","):
         torch.manual_seed(0)
         unet = unet_from_preset(name).eval()
         params = sum(p.numel() for p in unet.parameters())
         one, two = (seconds_per_step(unet, batch, args.repeats) for batch in (1, 2))
         size = unet.config.sample_size
-        print(f"| {name} | {params / 1e6:,.1f}M | {size}x{size} | {one:.3f} | {two:.3f} |", flush=True)
+        print(markdown_row([name, f"{params / 1e6:,.1f}M", f"{size}x{size}", f"{one:.3f}", f"{two:.3f}"]), flush=True)
         del unet
 
 

@@ -115,12 +115,22 @@ def per_stage(value, num_stages: int, name: str) -> list:
     return values
 
 
-def _predicted_original(scheduler: SchedulerMixin, sample, t, model_output, prediction_type: str) -> torch.Tensor:
-    """x0 implied by the model output at discrete timestep t (for previews)."""
-    alpha_bar = scheduler.alphas_cumprod.to(sample.device)[int(t)]
+def _predicted_original(scheduler: SchedulerMixin, step: int, t, model_input, model_output,
+                        prediction_type: str) -> torch.Tensor:
+    """x0 implied by the model output at the `step`-th timestep `t` (for previews), from what the model saw.
+
+    A scheduler with `sigmas` (DPM-Solver, UniPC, Euler, ...) is read at its own sigma, as alpha_bar =
+    1 / (1 + sigma^2): its timesteps need not index alphas_cumprod (Karras sigmas round them), and those
+    that keep x at x0 + sigma * eps scale the model input, which is why the formulas take that input.
+    """
+    sigmas = getattr(scheduler, "sigmas", None)
+    if sigmas is not None:
+        alpha_bar = 1 / (1 + sigmas[step].to(model_input.device, torch.float32) ** 2)
+    else:
+        alpha_bar = scheduler.alphas_cumprod.to(model_input.device)[int(t)]
     if prediction_type == "v_prediction":
-        return alpha_bar.sqrt() * sample - (1 - alpha_bar).sqrt() * model_output
-    return (sample - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
+        return alpha_bar.sqrt() * model_input - (1 - alpha_bar).sqrt() * model_output
+    return (model_input - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()
 
 
 def guided_prediction(unet, x, t, text: TextEmbeddings, guidance_scale: float, low_res=None, noise_level=None,
@@ -177,7 +187,7 @@ def sample_stage(
         out = guided_prediction(unet, model_input, t, text, settings.guidance_scale, low_res, level, autocast_dtype)
         x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
         if progress is not None:
-            progress(i + 1, lambda: _predicted_original(scheduler, x, t, out, prediction_type).clamp(-1, 1))
+            progress(i + 1, lambda: _predicted_original(scheduler, i, t, model_input, out, prediction_type).clamp(-1, 1))
         x = x_prev
     # Checked once, not every step (each check waits for the GPU): a NaN in any step's output reaches x.
     if torch.isnan(x).any():

@@ -11,10 +11,11 @@ import PIL.Image
 import pytest
 import torch
 
-from benchmarks import metrics
-from benchmarks.cli import main, run_benchmark
-from benchmarks.runner import MANIFEST_FILE, Manifest
-from benchmarks.suite import builtin_suites, load_suite, round_robin
+from benchmarks.cli import main
+from imagen_demo.bench import metrics
+from imagen_demo.bench.run import run_benchmark
+from imagen_demo.bench.runner import MANIFEST_FILE, Manifest
+from imagen_demo.bench.suite import builtin_suites, load_suite, round_robin
 from imagen_demo.registry import ModelRegistry
 from imagen_demo.shapes import Spec, parse_caption, test_suite, verify
 from imagen_demo.shapes.captions import language_of

@@ -115,6 +115,15 @@ def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_onc
     assert list(registry.load_seconds) == [model]  # the Generate and Compare tabs share one loaded pipeline
 
 
+def test_a_second_demo_takes_another_port_and_both_answer(server):
+    client, _, model = server
+    with serve_tiny(model) as (url, _):
+        assert url.rstrip("/") != client.src.rstrip("/")  # the first demo's port was taken: the URL is the real one
+        second = Client(url, verbose=False)
+        assert {"/generate", "/compare"} <= set(second.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert len(generate(client)[0]) == 1  # the first one still serves
+
+
 def test_bad_requests_are_sentences_and_the_server_still_answers(server):
     client, _, model = server
     bad = [

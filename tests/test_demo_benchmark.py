@@ -10,7 +10,8 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from demo_server import serve_tiny
-from imagen_demo.demo.benchmark_tab import MAX_PROMPTS, describe_report, folder_name, report_folders, show_report
+from imagen_demo.demo.benchmark_tab import (MAX_PROMPTS, describe_report, folder_name, report_folders, show_report,
+                                            shown_folder)
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
 
@@ -29,15 +30,25 @@ def test_names_and_missing_reports_are_refused_in_sentences(tmp_path):
     for bad in ("../escape", "a/b", ".hidden", "x" * 65):
         with pytest.raises(gr.Error, match="Name the report"):
             folder_name(bad, "shapes-test")
-    with pytest.raises(gr.Error, match="no report “demo”"):
+    with pytest.raises(gr.Error, match="no report “demo”") as refused:
         show_report(tmp_path, "demo")
+    assert str(tmp_path) not in str(refused.value) and f"under {tmp_path.name}/" in str(refused.value)
     assert show_report(tmp_path, None)[0].startswith("No reports yet")
+
+
+def test_the_page_names_the_reports_folder_without_the_servers_absolute_path(tmp_path, monkeypatch):
+    (tmp_path / "site" / "reports").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "site")
+    assert shown_folder(Path("reports")) == shown_folder(tmp_path / "site" / "reports") == "reports"
+    assert shown_folder(tmp_path / "elsewhere" / "runs") == "runs"
 
 
 def test_a_small_suite_runs_from_the_page(tiny_pipe_dir, tmp_path):
     model = str(tiny_pipe_dir)
     with serve_tiny(tiny_pipe_dir, reports_dir=tmp_path) as (url, _):
         client = Client(url, verbose=False)
+        labels = [c.get("props", {}).get("label") or "" for c in client.config["components"]]
+        assert f"Report folder (under {tmp_path.name}/)" in labels and not [t for t in labels if str(tmp_path) in t]
         chosen, tables, grid, plots, html = client.predict(
             suite="shapes-test", limit=2, models=f"{model}@steps=1", name="mini", api_name="/benchmark")
         assert chosen["value"] == "mini" and (tmp_path / "mini" / "summary.csv").is_file()

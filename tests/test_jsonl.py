@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks.jsonl import append_jsonl, read_jsonl
+from imagen_demo.bench.jsonl import append_jsonl, read_jsonl
 
 
 def test_reading_a_torn_file_leaves_it_as_it_was(tmp_path):

@@ -9,9 +9,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from imagen_demo import ImagenPipeline, TextEmbeddings
-from imagen_demo.pipeline import guided_prediction
+from imagen_demo.pipeline import _predicted_original, guided_prediction
 from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.low_res import upsample
 from imagen_demo.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
@@ -172,6 +173,27 @@ def test_save_by_reference_and_set_scheduler(tiny_pipe, tiny_t5_dir, tmp_path):
     )
     tiny_pipe.save_pretrained(tmp_path / "ref")  # overwriting an existing folder works and leaves no debris
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"]
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+@pytest.mark.parametrize("scheduler_class, options", [
+    (DDIMScheduler, {}),  # alpha-bar: timesteps index alphas_cumprod
+    (DPMSolverMultistepScheduler, {"use_karras_sigmas": True}),  # sigmas first, timesteps rounded from them
+    (EulerDiscreteScheduler, {}),  # x = x0 + sigma * eps, and the model sees it scaled
+], ids=["ddim", "dpm++-karras", "euler"])
+def test_the_preview_recovers_a_known_x0(scheduler_class, options, prediction_type):
+    scheduler = scheduler_class.from_config(training_scheduler("linear", prediction_type).config, **options)
+    scheduler.set_timesteps(10)
+    step = 5  # t = 511 under Karras sigmas: unique, so add_noise finds its sigma
+    t = scheduler.timesteps[step]
+    generator = torch.Generator().manual_seed(0)
+    x0, eps = torch.randn(2, 3, 8, 8, generator=generator), torch.randn(2, 3, 8, 8, generator=generator)
+    # The scheduler's own forward process and input scaling, nothing of ours: what the model sees is a x0 + s eps.
+    seen = lambda x0, eps: scheduler.scale_model_input(scheduler.add_noise(x0, eps, t.expand(2)), t)  # noqa: E731
+    a, s = seen(torch.ones(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)), seen(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1))
+    model_output = eps if prediction_type == "epsilon" else a * eps - s * x0
+    preview = _predicted_original(scheduler, step, t, seen(x0, eps), model_output, prediction_type)
+    torch.testing.assert_close(preview, x0, atol=1e-4, rtol=1e-4)
 
 
 def test_callback_reports_every_step_and_previews(tiny_pipe):

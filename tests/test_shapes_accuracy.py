@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.shapes_accuracy import evaluate, markdown_table, sample_grid
+from benchmarks.shapes_accuracy import accuracy_table, evaluate, sample_grid
 from imagen_demo.shapes import CATEGORIES, parse_caption, render, sample_scene, test_suite
 
 
@@ -24,7 +24,7 @@ def test_a_perfect_model_scores_one_in_every_category():
     for stage in ("stage_1", "stage_2"):
         assert report["accuracy"][stage] == {**{c: 1.0 for c in CATEGORIES}, "overall": 1.0}
     assert len(report["rows"]) == 2 * len(CATEGORIES) and report["seconds_per_image"] > 0
-    table = markdown_table(report, [64, 256])
+    table = accuracy_table(report, [64, 256])
     assert "| overall | 1.00 | 1.00 |" in table and all(c in table for c in CATEGORIES)
     grid = sample_grid(report, per_category=2, side=64)
     assert grid.size == (128, len(CATEGORIES) * (64 + 28))

@@ -7,7 +7,7 @@ import torch
 
 from imagen_demo import PRESETS, EfficientUNet, unet_from_preset
 from imagen_demo.low_res import cosine_alpha_bar, noise_augment
-from imagen_demo.unet import SKIP_SCALE, SpatialAttention
+from imagen_demo.unet import SpatialAttention
 from tiny import randomize_zero_inits
 
 
@@ -33,7 +33,6 @@ def test_output_depends_on_text_through_pooling_and_cross_attention(pooling):
 def test_blocks_follow_the_efficient_unet_ordering():
     unet = unet_from_preset("tiny-base")
     assert isinstance(unet.downsamplers[1], torch.nn.Conv2d) and unet.downsamplers[1].stride == (2, 2)
-    assert SKIP_SCALE == pytest.approx(2**-0.5)
     seen = []
     for name in ("downsamplers.1", "down_levels.1.resblocks.0", "up_levels.1.resblocks.0", "upsamplers.1"):
         unet.get_submodule(name).register_forward_hook(lambda m, i, o, name=name: seen.append((name, tuple(o.shape[-2:]))))
@@ -41,6 +40,20 @@ def test_blocks_follow_the_efficient_unet_ordering():
     # DBlock: downsample before its residual blocks; UBlock: residual blocks, then upsample.
     assert seen == [("downsamplers.1", (8, 8)), ("down_levels.1.resblocks.0", (8, 8)),
                     ("up_levels.1.resblocks.0", (8, 8)), ("upsamplers.1", (16, 16))]
+
+
+def test_skip_connections_enter_the_up_blocks_scaled_by_one_over_sqrt_two():
+    torch.manual_seed(0)
+    unet = randomize_zero_inits(unet_from_preset("tiny-base"))
+    skips, entering = {}, {}
+    for i, level in enumerate(unet.down_levels):
+        level.register_forward_hook(lambda m, args, out, i=i: skips.__setitem__(i, out))
+    for i, level in enumerate(unet.up_levels):
+        level.register_forward_pre_hook(lambda m, args, i=i: entering.__setitem__(i, args[0]))
+    unet(*_inputs())
+    assert sorted(entering) == sorted(skips) == list(range(len(unet.up_levels)))
+    for i, skip in skips.items():  # each up block sees [upsampled path, skip / sqrt(2)] along the channels
+        torch.testing.assert_close(entering[i][:, -skip.shape[1]:], skip / 2**0.5)
 
 
 def test_super_resolution_variant_uses_low_res_and_noise_level():

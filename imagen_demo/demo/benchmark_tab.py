@@ -13,11 +13,25 @@ from datetime import datetime
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 
+from ..bench.report import GRID_FILE, METRIC_TITLES, frame_table, metric_tables
+from ..bench.run import run_benchmark
+from ..bench.suite import builtin_suites
+from ..markdown import markdown_table
 from .context import DemoContext
 from .validation import load_entries, user_errors
 
 MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
+
+
+def shown_folder(root: Path) -> str:
+    """The reports folder as the page names it: relative to the working directory, else by its name alone,
+    so a public demo does not tell visitors where it lives on the server."""
+    try:
+        return Path(root).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(root).name
 
 
 def report_folders(root: Path) -> list[str]:
@@ -30,21 +44,18 @@ def report_folders(root: Path) -> list[str]:
 
 def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | None]:
     """(Markdown with every per-category table, grid image, plot images, report.html) of one run folder."""
-    import pandas as pd
-
-    from benchmarks.report import GRID_FILE, METRIC_TITLES, markdown_table, metric_tables
-
     run = json.loads((folder / "run.json").read_text(encoding="utf-8"))
     summary = pd.read_csv(folder / "summary.csv")
     models = ", ".join(f"`{m['name']}`" for m in run["models"])
     lines = [f"### {folder.name}: suite `{run['suite']}`", "",
              f"{len(run['items'])} prompts × seeds {run['seeds']} × {models}. Cells: mean [95% bootstrap CI].", ""]
     for metric, table in metric_tables(summary, run).items():
-        lines += [f"**{METRIC_TITLES[metric]}**", "", markdown_table(table, "category"), ""]
+        lines += [f"**{METRIC_TITLES[metric]}**", "", frame_table(table, "category"), ""]
     distances = summary[~summary["metric"].isin(METRIC_TITLES)]
     if not distances.empty:
-        lines += ["**Distances to the reference set** (lower is better)", "", "| model | metric | value |",
-                  "| --- | --- | --- |"] + [f"| `{r.model}` | {r.metric} | {r.mean:.4g} |" for r in distances.itertuples()] + [""]
+        rows = [(f"`{r.model}`", r.metric, f"{r.mean:.4g}") for r in distances.itertuples()]
+        lines += ["**Distances to the reference set** (lower is better)", "",
+                  markdown_table(["model", "metric", "value"], rows), ""]
     grid = folder / GRID_FILE
     html = folder / "report.html"
     return ("\n".join(lines), str(grid) if grid.is_file() else None, [str(p) for p in sorted((folder / "plots").glob("*.png"))],
@@ -55,7 +66,8 @@ def show_report(root: Path, name: str | None):
     if not name:
         return "No reports yet: run one below or with `python -m benchmarks run`.", None, [], None
     if name not in report_folders(root):
-        raise gr.Error(f"There is no report “{name}” under {root}/ (a run folder with run.json and summary.csv).")
+        raise gr.Error(f"There is no report “{name}” under {shown_folder(root)}/ (a run folder with run.json and "
+                       "summary.csv).")
     return describe_report(root / name)
 
 
@@ -68,13 +80,11 @@ def folder_name(text: str | None, suite: str) -> str:
 
 
 def build(ctx: DemoContext) -> None:
-    from benchmarks.suite import builtin_suites
-
     root = ctx.reports_dir
     first = next(iter(report_folders(root)), None)
     shown = show_report(root, first)
     with gr.Row():
-        chosen = gr.Dropdown(report_folders(root), value=first, label=f"Report folder (under {root}/)", scale=3)
+        chosen = gr.Dropdown(report_folders(root), value=first, label=f"Report folder (under {shown_folder(root)}/)", scale=3)
         refresh = gr.Button("↻ Refresh", scale=1)
     with gr.Row():
         tables = gr.Markdown(shown[0])
@@ -93,8 +103,6 @@ def build(ctx: DemoContext) -> None:
         run_button = gr.Button("Run benchmark", variant="primary")
 
     def run(suite, limit, models, name, progress=gr.Progress()):
-        from benchmarks.cli import run_benchmark
-
         entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
         out = folder_name(name, suite)
         with user_errors():

@@ -10,6 +10,7 @@ import time
 
 import gradio as gr
 
+from ..markdown import markdown_table
 from .context import DemoContext
 from .understanding import panel
 from .validation import load_entries, prompt_text, seed_value, user_errors
@@ -34,7 +35,7 @@ def build(ctx: DemoContext) -> None:
         text = prompt_text(prompt)
         first = seed_value(seed, False, 1)
         entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
-        shown, rows = [], ["| entry | seconds |", "| --- | --- |"]
+        shown, rows = [], []
         for index, model in enumerate(entries):
             def report(done: int, total: int, desc=f"{model.name} ({index + 1}/{len(entries)})") -> None:
                 progress((done, total), desc=desc)
@@ -44,8 +45,8 @@ def build(ctx: DemoContext) -> None:
                 image = model.generate([text], [first], progress=report)[0]
             seconds = time.perf_counter() - started
             shown.append((image, f"{model.name} · {seconds:.1f} s"))
-            rows.append(f"| `{model.name}` | {seconds:.2f} |")
-            yield shown, "\n".join(rows)
+            rows.append((f"`{model.name}`", f"{seconds:.2f}"))
+            yield shown, markdown_table(["entry", "seconds"], rows)
 
     button.click(compare, [prompt, seed, models], [gallery, timings], api_name="compare", show_progress_on=gallery,
                  **ctx.event_limits())

@@ -1,9 +1,10 @@
 """Prompt suites: plain CSV / TSV / JSONL files with a prompt, a category and an optional shapes-world spec.
 
-Built-in suites live in ``benchmarks/suites/`` and are picked by name (``drawbench-style``,
-``shapes-test``); any other file is read by the same loader, which also understands the official
-DrawBench CSV (``Prompts,Category``) and PartiPrompts TSV (``Prompt\tCategory\tChallenge\tNote``)
-because it matches column names case-insensitively and accepts the plural ``Prompts``.
+Built-in suites live in ``suites/`` beside this module (package data, so an installed wheel has them)
+and are picked by name (``drawbench-style``, ``shapes-test``); any other file is read by the same loader,
+which also understands the official DrawBench CSV (``Prompts,Category``) and PartiPrompts TSV
+(``Prompt\tCategory\tChallenge\tNote``) because it matches column names case-insensitively and accepts
+the plural ``Prompts``.
 
 Every item gets an id hashed from its prompt, category and spec, so an edited suite keeps the ids of
 unchanged items and a resumed run regenerates only what changed.

@@ -7,16 +7,17 @@ never regenerates an image. The HTML embeds every picture and plot as a data URI
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import math
 from pathlib import Path
 
+import jinja2
 import pandas as pd
 import PIL.Image
 
 from imagen_demo.atomic import atomic_path, save_image
+from imagen_demo.markdown import markdown_table
 
 from .scoring import LOWER_IS_BETTER_PREFIXES, OVERALL, Scores
 
@@ -30,6 +31,8 @@ METRIC_TITLES = {
     "seconds": "Sampling seconds per image",
 }
 GRID_FILE = "grid.png"
+# Autoescaped, so a prompt or a model name is shown as text, never run as markup.
+_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -77,11 +80,9 @@ def set_table(scores: Scores, run: dict) -> pd.DataFrame | None:
     return table.apply(lambda col: [_fmt(v, metric) for v, metric in zip(col, table.index)])
 
 
-def markdown_table(table: pd.DataFrame, first: str) -> str:
-    header = f"| {first} | " + " | ".join(map(str, table.columns)) + " |"
-    lines = [header, "|---" * (len(table.columns) + 1) + "|"]
-    lines += [f"| {index} | " + " | ".join(map(str, row)) + " |" for index, row in zip(table.index, table.to_numpy())]
-    return "\n".join(lines)
+def frame_table(table: pd.DataFrame, first: str) -> str:
+    """A table as Markdown, its index as the first column, headed `first`."""
+    return markdown_table([first, *table.columns], ([index, *row] for index, row in zip(table.index, table.to_numpy())))
 
 
 def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
@@ -148,6 +149,12 @@ def _data_uri(data: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(data).decode()
 
 
+def _thumbnail_uri(path: Path) -> str:
+    buffer = io.BytesIO()
+    _thumbnail(path, 128).save(buffer, format="PNG")
+    return _data_uri(buffer.getvalue())
+
+
 def grid_image(out: Path, rows: list[dict], models: list[str], size: int = 128) -> PIL.Image.Image:
     """One PNG: a row per prompt, a column per model, same seed across the row."""
     from PIL import ImageDraw
@@ -190,12 +197,14 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
                    f"{run['versions']['device']}." if timing else "")
     md = [f"# {title}", "", facts, ""] + ([timing_line, ""] if timing else [])
     md += ["Self-contained HTML version with every image: [report.html](report.html)", ""]
-    for metric, table in tables.items():
-        arrow = " ↓" if metric.startswith(LOWER_IS_BETTER_PREFIXES) else ""
-        md += [f"## {METRIC_TITLES[metric]}{arrow}", "", markdown_table(table, "category"), ""]
+    headed = [(METRIC_TITLES[m] + (" ↓" if m.startswith(LOWER_IS_BETTER_PREFIXES) else ""), t, "category")
+              for m, t in tables.items()]
     if distances is not None:
-        md += ["## Distribution distances to the reference set ↓", "", markdown_table(distances, "metric"), "",
-               "FID/KID only when the feature network is Inception-v3; FD-X/KD-X name any other network X.", ""]
+        headed.append(("Distribution distances to the reference set ↓", distances, "metric"))
+    for heading, table, first in headed:
+        md += [f"## {heading}", "", frame_table(table, first), ""]
+    if distances is not None:
+        md += ["FID/KID only when the feature network is Inception-v3; FD-X/KD-X name any other network X.", ""]
     if scores.notes:
         md += ["## Skipped", ""] + [f"- {note}" for note in scores.notes] + [""]
     md += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in pngs] + [""]
@@ -207,38 +216,12 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
     with atomic_path(md_path) as tmp:
         tmp.write_text("\n".join(md), encoding="utf-8")
 
-    esc = html.escape
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>"
-             "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:1em 0}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;font-size:14px;text-align:left}th{background:#f4f4f4}"
-             "figure{display:inline-block;margin:4px;text-align:center;font-size:12px}img.t{width:128px;height:128px;"
-             "image-rendering:auto}.prompt{font-weight:600}</style></head><body>",
-             f"<h1>{esc(title)}</h1><p>{esc(facts)}</p>"]
-    if timing:
-        parts.append(f"<p>{esc(timing_line)}</p>")
-    for metric, table in tables.items():
-        arrow = " ↓" if metric.startswith(LOWER_IS_BETTER_PREFIXES) else ""
-        parts.append(f"<h2>{esc(METRIC_TITLES[metric] + arrow)}</h2>" + table.to_html(escape=True))
-    if distances is not None:
-        parts.append("<h2>Distribution distances to the reference set ↓</h2>" + distances.to_html(escape=True))
-    if scores.notes:
-        parts.append("<h2>Skipped</h2><ul>" + "".join(f"<li>{esc(n)}</li>" for n in scores.notes) + "</ul>")
-    parts.append("<h2>Plots</h2>" + "".join(f"<img src='{_data_uri(d)}' alt='{esc(n)}'>" for n, d in pngs.items()))
-    parts.append("<h2>Side by side</h2><table><tr><th>prompt</th>" + "".join(f"<th>{esc(m)}</th>" for m in models) + "</tr>")
-    for row in rows:
-        cells = []
-        for model, path, note in row["cells"]:
-            if path is None:
-                cells.append("<td>missing</td>")
-                continue
-            buffer = io.BytesIO()
-            _thumbnail(out / path, 128).save(buffer, format="PNG")
-            cells.append(f"<td><figure><img class='t' src='{_data_uri(buffer.getvalue())}' alt='{esc(model)}'>"
-                         f"<figcaption>{esc(note)}</figcaption></figure></td>")
-        parts.append(f"<tr><td><span class='prompt'>{esc(row['prompt'])}</span><br>{esc(row['category'])}, "
-                     f"seed {row['seed']}</td>{''.join(cells)}</tr>")
-    parts.append(f"</table><h2>Settings and versions</h2><pre>{esc(settings)}</pre></body></html>")
+    page = _TEMPLATES.get_template("report.html").render(
+        title=title, facts=facts, timing_line=timing_line, notes=scores.notes, models=models, settings=settings,
+        tables=headed, plots=[(name, _data_uri(data)) for name, data in pngs.items()],
+        rows=[{**row, "cells": [(model, path and _thumbnail_uri(out / path), note) for model, path, note in row["cells"]]}
+              for row in rows])
     html_path = out / "report.html"
     with atomic_path(html_path) as tmp:
-        tmp.write_text("".join(parts), encoding="utf-8")
+        tmp.write_text(page, encoding="utf-8")
     return md_path, html_path
