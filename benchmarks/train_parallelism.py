@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from imagen_demo.markdown import markdown_table
 from imagen_demo.training import load_recipe
 
 SKIP_STEPS = 3  # start-up and first-call allocations
@@ -85,10 +86,9 @@ def main(argv=None) -> None:
                     run_layout(args.recipe, args.stage, processes, threads, args.minutes, args.init_from, folder))
     print(f"{os.cpu_count()} CPUs; {args.recipe} stage {args.stage} from {args.init_from}; "
           f"median of {args.rounds} round(s) x {args.minutes} min")
-    print("| processes × threads | training images/s |\n|---|---|")
     medians = {lay: statistics.median(values) for lay, values in rates.items()}
-    for (processes, threads), rate in medians.items():
-        print(f"| {processes} × {threads} | {rate:.1f} |")
+    print(markdown_table(["processes × threads", "training images/s"],
+                         [(f"{processes} × {threads}", f"{rate:.1f}") for (processes, threads), rate in medians.items()]))
     (base, base_rate), *others = medians.items()
     for (processes, threads), rate in others:
         print(f"{processes} × {threads} trains {rate / base_rate:.2f}x the images/s of {base[0]} × {base[1]}")
