@@ -22,7 +22,9 @@ import pandas as pd
 
 from imagen_demo.markdown import markdown_table
 
-CURVES = (("overall", "-"), ("colors", "--"), ("single_object", ":"))
+# Accuracy per category, and the share of shape checks passed: the smoother signal (logged since the trainer
+# reports per-check rates; older rows have none and are left out of that line).
+CURVES = (("overall", "-"), ("colors", "--"), ("single_object", ":"), ("check_shape", "-."))
 
 
 def load_curve(path: str | Path, stage: int = 1) -> pd.DataFrame:
@@ -47,12 +49,17 @@ def plot(curves: dict[str, pd.DataFrame], out: Path, weights: str = "ema") -> Pa
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for (label, frame), colour in zip(curves.items(), plt.rcParams["axes.prop_cycle"].by_key()["color"]):
         for category, style in CURVES:
+            column = f"{weights}_{category}"
+            if column not in frame or frame[column].isna().all():
+                continue
+            logged = frame[frame[column].notna()]
             for ax, x in zip(axes, ("images_seen", "train_hours")):
-                ax.plot(frame[x], frame[f"{weights}_{category}"], style, color=colour, marker="o", markersize=3,
-                        label=f"{label}: {category}")
+                ax.plot(logged[x], logged[column], style, color=colour, marker="o", markersize=3,
+                        label=f"{label}: {category.replace('check_', '')} checks" if category.startswith("check_")
+                        else f"{label}: {category}")
     axes[0].set_xlabel("training images seen")
     axes[1].set_xlabel("training hours on the 2-core CPU")
-    axes[0].set_ylabel(f"held-out accuracy ({weights.upper()} weights, base 64 px)")
+    axes[0].set_ylabel(f"held-out accuracy / checks passed ({weights.upper()} weights, base 64 px)")
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.set_ylim(-0.02, 1.02)

@@ -63,8 +63,9 @@ def test_learning_curve_reads_logs_and_records_and_plots(tmp_path):
         writer.writeheader()
         writer.writerows(rows)
     record = tmp_path / "training.json"
-    record.write_text(json.dumps({"stages": {"1": {"eval": rows[:2]}}}))
+    record.write_text(json.dumps({"stages": {"1": {"eval": [rows[0], {**rows[1], "ema_check_shape": 0.5}]}}}))
     curves = {"log": learning_curve.load_curve(log), "record": learning_curve.load_curve(record)}
+    assert curves["record"]["ema_check_shape"].notna().sum() == 1  # a curve begun before the check columns
     assert list(curves["log"]["images_seen"]) == [320, 640, 960] and len(curves["record"]) == 2
     out = learning_curve.plot(curves, tmp_path / "curve.png")
     assert PIL.Image.open(out).size[0] > 500
