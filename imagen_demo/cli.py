@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start from this pipeline folder's weights for the stage (e.g. 'default', the committed model)"
                             " and continue its training record")
     train.add_argument("--max-minutes", type=float, default=None, help="stop (checkpointed) after this long")
+    train.add_argument("--learning-rate", type=_positive_float, default=None,
+                       help="this run's learning rate instead of the recipe's (e.g. a lower one to anneal before committing)")
     train.add_argument("--device", default=None, help="cpu to force the CPU; default: the GPU when there is one")
     train.add_argument("--assemble", action="store_true", help="afterwards, write the recipe's pipeline folder")
 
@@ -64,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     assemble.add_argument("--config", type=Path, required=True)
     assemble.add_argument("--out", type=Path, default=None, help="default: the recipe's output")
     return parser
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
 
 
 def _numbered(path: Path, index: int, count: int, stage: int | None = None) -> Path:
@@ -110,6 +120,12 @@ def train_or_assemble(args: argparse.Namespace) -> None:
     from .training import assemble, load_recipe, train_stage
 
     recipe = load_recipe(args.config)
+    if args.command == "train" and args.learning_rate is not None:
+        if not 1 <= args.stage <= len(recipe.stages):
+            raise ValueError(f"stage must be in 1..{len(recipe.stages)}, got {args.stage}")
+        stages = list(recipe.stages)
+        stages[args.stage - 1] = dataclasses.replace(stages[args.stage - 1], learning_rate=args.learning_rate)
+        recipe = dataclasses.replace(recipe, stages=stages)
     if args.command == "train":
         print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device,
                           init_from=args.init_from))

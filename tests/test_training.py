@@ -372,3 +372,15 @@ def test_two_processes_train_together_and_a_kill_stops_both_at_one_step(tmp_path
     assert proc.returncode == 0, out
     final = json.loads((tmp_path / "run" / "stage_1" / "final" / "state.json").read_text())
     assert final["step"] > state["step"] and final["images_seen"] == 16 * final["step"]
+
+
+def test_learning_rate_flag_overrides_the_recipe_for_one_run(tmp_path, tiny_t5_dir, capsys):
+    """`--learning-rate` (e.g. annealing before a commit) changes this run only; the recipe file stays as it was."""
+    config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 3")
+    assert main(["train", "--config", str(config), "--stage", "1", "--device", "cpu", "--learning-rate", "1e-5"]) == 0
+    with (tmp_path / "run" / "stage_1" / "loss.csv").open() as f:
+        assert [float(row["lr"]) for row in csv.DictReader(f)] == [5e-6, 1e-5, 1e-5]  # warm-up of 2 steps, then 1e-5
+    assert "learning_rate = 2e-3" in config.read_text()
+    with pytest.raises(SystemExit):
+        main(["train", "--config", str(config), "--stage", "1", "--learning-rate", "0"])
+    assert "must be > 0" in capsys.readouterr().err
