@@ -169,14 +169,20 @@ def sample_stage(
     unet = stage.unet
     device, batch = next(unet.parameters()).device, len(generators)
     prediction_type = unet.config.prediction_type
-    scheduler = sampling_scheduler(stage.scheduler, settings.scheduler, prediction_type, settings.thresholding, settings.percentile)
+    # A residual stage's x0 is a difference image in [-2, 2], mostly zero: clipping it to the image range would cut
+    # the edges it exists to draw, so thresholding is for stages that denoise images; the sum is clamped below.
+    residual = low_res is not None and unet.config.get("low_res_residual", False)
+    thresholding = "none" if residual else settings.thresholding
+    scheduler = sampling_scheduler(stage.scheduler, settings.scheduler, prediction_type, thresholding, settings.percentile)
     scheduler.set_timesteps(settings.num_inference_steps, device=device)
     shape = (batch, unet.config.out_channels, stage.size, stage.size)
     x = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32) * scheduler.init_noise_sigma
-    level = None
+    level, base = None, 0.0  # base: what the stage's output is added to (the upsampled image for a residual stage)
     if low_res is not None:
         noise = randn_tensor(shape, generator=generators, device=device, dtype=torch.float32)
-        low_res = noise_augment(upsample(low_res.to(device), stage.size), settings.noise_aug_level, noise)
+        upsampled = upsample(low_res.to(device), stage.size)
+        base = upsampled if residual else 0.0
+        low_res = noise_augment(upsampled, settings.noise_aug_level, noise)
         level = torch.full((batch,), settings.noise_aug_level, device=device)
     if settings.guidance_scale == 1.0:
         text = TextEmbeddings(text.embeddings[:batch], text.mask[:batch])
@@ -187,12 +193,12 @@ def sample_stage(
         out = guided_prediction(unet, model_input, t, text, settings.guidance_scale, low_res, level, autocast_dtype)
         x_prev = scheduler.step(out, t, x, **step_kwargs).prev_sample
         if progress is not None:
-            progress(i + 1, lambda: _predicted_original(scheduler, i, t, model_input, out, prediction_type).clamp(-1, 1))
+            progress(i + 1, lambda: (base + _predicted_original(scheduler, i, t, model_input, out, prediction_type)).clamp(-1, 1))
         x = x_prev
     # Checked once, not every step (each check waits for the GPU): a NaN in any step's output reaches x.
     if torch.isnan(x).any():
         raise FloatingPointError(f"NaN in the model output within {len(scheduler.timesteps)} steps; the weights may be broken")
-    return x.clamp(-1, 1)
+    return (base + x).clamp(-1, 1)
 
 
 def _load_stage(root, entry: dict) -> Stage:

@@ -9,7 +9,10 @@ What makes it "efficient", and what the code below follows:
 - text tokens are layer-normed, then attended to by cross-attention at chosen resolutions.
 
 The super-resolution variant (``low_res_conditioning=True``) takes the already upsampled and
-noise-augmented low-resolution image by channel concatenation, plus its augmentation level.
+noise-augmented low-resolution image by channel concatenation, plus its augmentation level. With
+``low_res_residual=True`` it denoises the residual to the (clean) upsampled image instead of the image itself
+(SRDiff, Li et al. 2022, arXiv 2104.14951): on flat-colour pictures that residual is zero except along edges,
+so the stage has only the detail to learn, not the whole picture again.
 
 Two options buy accuracy per CPU-second (see recipes/shapes-default.toml):
 - ``patch_size`` p > 1 folds each p x p pixel patch into channels (space-to-depth) before the first convolution
@@ -178,6 +181,7 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         text_embed_dim: int = 384,
         text_pooling: str = "attention",
         low_res_conditioning: bool = False,
+        low_res_residual: bool = False,
         prediction_type: str = "epsilon",
         norm_num_groups: int = 32,
         dropout: float = 0.0,
@@ -194,6 +198,8 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             raise ValueError(f"text_pooling must be 'attention' or 'mean', got {text_pooling!r}")
         if prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
+        if low_res_residual and not low_res_conditioning:
+            raise ValueError("low_res_residual needs a super-resolution U-Net (low_res_conditioning=True)")
         if patch_size < 1 or sample_size % (patch_size * 2 ** (levels - 1)):
             raise ValueError(f"sample_size {sample_size} must be divisible by patch_size * 2**{levels - 1} for {levels} levels")
 

@@ -284,3 +284,38 @@ def test_nan_weights_stop_with_a_clear_error(tiny_pipe):
         tiny_pipe.stages[0].unet.conv_out.bias.fill_(float("nan"))
     with pytest.raises(FloatingPointError, match="stage 1: NaN"):
         tiny_pipe("a red circle", seed=0)
+
+
+class _CleanIsZero(torch.nn.Module):
+    """A stand-in U-Net whose every prediction means "x0 = 0": v = sqrt(a) x / sqrt(1 - a) at the step's alpha-bar."""
+
+    def __init__(self, unet, alphas_cumprod):
+        super().__init__()
+        self.unet, self.alphas_cumprod = unet, alphas_cumprod
+
+    @property
+    def config(self):
+        return self.unet.config
+
+    def forward(self, x, t, *rest):
+        a = self.alphas_cumprod[int(t)]
+        return a.sqrt() * x / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_image(tiny_pipe, residual):
+    """Predicting x0 = 0 gives a grey image from a plain SR stage and exactly the bicubic upsampling from a residual
+    one, whatever the noise-augmentation level: the residual is added to the clean upsampled image, unthresholded."""
+    from imagen_demo.pipeline import Stage, StageSettings, sample_stage
+    from imagen_demo.presets import unet_from_preset
+
+    unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type="v_prediction", text_embed_dim=tiny_pipe.text_encoder.dim)
+    scheduler = training_scheduler("linear", "v_prediction")
+    stage = Stage(_CleanIsZero(unet, scheduler.alphas_cumprod), scheduler)
+    low_res = torch.rand(2, 3, 16, 16) * 2 - 1
+    settings = StageSettings(guidance_scale=1.0, num_inference_steps=4, scheduler="dpm++", noise_aug_level=0.3)
+    out = sample_stage(stage, settings, _text(tiny_pipe, PROMPTS), [torch.Generator().manual_seed(i) for i in range(2)], low_res)
+    expected = upsample(low_res, 32) if residual else torch.zeros_like(out)
+    torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="low_res_residual needs a super-resolution U-Net"):
+        unet_from_preset("tiny-base", low_res_residual=True)

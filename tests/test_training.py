@@ -384,3 +384,27 @@ def test_learning_rate_flag_overrides_the_recipe_for_one_run(tmp_path, tiny_t5_d
     with pytest.raises(SystemExit):
         main(["train", "--config", str(config), "--stage", "1", "--learning-rate", "0"])
     assert "must be > 0" in capsys.readouterr().err
+
+
+def test_a_residual_super_resolution_stage_learns_the_difference_to_the_upsampled_image(tmp_path, tiny_t5_dir):
+    """Same draws as the plain stage (same crop, low-res input and level); only the target becomes
+    crop(x0) - crop(upsample(low-res))."""
+    from imagen_demo.low_res import upsample
+
+    plain_dir, residual_dir = tmp_path / "plain", tmp_path / "residual"
+    plain_dir.mkdir(), residual_dir.mkdir()
+    plain = StageTrainer(load_recipe(write_recipe(plain_dir, tiny_t5_dir)), 2, show_progress=False)
+    residual = StageTrainer(load_recipe(write_recipe(residual_dir, tiny_t5_dir, sr="overrides = {low_res_residual = true}")),
+                            2, show_progress=False)
+    x0 = plain._batch(0, 0)[1]
+    image, low_res, level = plain.super_resolution_example(x0, torch.Generator().manual_seed(0))
+    difference, low_res_2, level_2 = residual.super_resolution_example(x0, torch.Generator().manual_seed(0))
+    torch.testing.assert_close((low_res_2, level_2), (low_res, level))
+    upsampled = upsample(torch.nn.functional.interpolate(x0, size=16, mode="area"), 32)
+    crops = [(top, left) for top in range(17) for left in range(17)
+             if torch.equal(image, x0[..., top:top + 16, left:left + 16])]
+    assert len(crops) >= 1
+    top, left = crops[0]
+    torch.testing.assert_close(difference, image - upsampled[..., top:top + 16, left:left + 16])
+    assert difference.abs().mean() < 0.5 * image.abs().mean()  # mostly zero away from edges
+    residual.run()  # and it trains

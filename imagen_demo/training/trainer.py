@@ -202,13 +202,7 @@ class StageTrainer:
         t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), generator=g)
         extra = {}
         if self.config.is_super_resolution:
-            low_res = upsample(_area_downsample(x0, c.low_res_size), self.size)
-            level = torch.rand(batch, generator=g) * c.max_noise_aug
-            low_res = noise_augment(low_res, level, torch.randn(low_res.shape, generator=g))
-            if c.crop_size and c.crop_size < self.size:
-                top, left = (int(v) for v in torch.randint(0, self.size - c.crop_size + 1, (2,), generator=g))
-                crop = (slice(None), slice(None), slice(top, top + c.crop_size), slice(left, left + c.crop_size))
-                x0, low_res = x0[crop], low_res[crop]
+            x0, low_res, level = self.super_resolution_example(x0, g)
             extra = dict(low_res=low_res.to(self.device), noise_level=level.to(self.device))
         noise = torch.randn(x0.shape, generator=g)
         x0, noise, t = x0.to(self.device), noise.to(self.device), t.to(self.device)
@@ -222,6 +216,21 @@ class StageTrainer:
         if c.loss_weighting == "min_snr":
             per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma)
         return per_example.mean()
+
+    def super_resolution_example(self, x0: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """(what to denoise, noise-augmented upsampled low-res, augmentation level) for high-res targets `x0`:
+        the target's own area-downsampled copy is the low-res input, both cropped alike when the recipe crops."""
+        c = self.config
+        upsampled = upsample(_area_downsample(x0, c.low_res_size), self.size)
+        level = torch.rand(len(x0), generator=g) * c.max_noise_aug
+        low_res = noise_augment(upsampled, level, torch.randn(upsampled.shape, generator=g))
+        if c.crop_size and c.crop_size < self.size:
+            top, left = (int(v) for v in torch.randint(0, self.size - c.crop_size + 1, (2,), generator=g))
+            crop = (slice(None), slice(None), slice(top, top + c.crop_size), slice(left, left + c.crop_size))
+            x0, low_res, upsampled = x0[crop], low_res[crop], upsampled[crop]
+        if self.unet_config.get("low_res_residual"):
+            x0 = x0 - upsampled  # sampling adds the upsampled image back (pipeline.sample_stage)
+        return x0, low_res, level
 
     def train_step(self, step: int) -> float:
         c = self.config
