@@ -31,6 +31,11 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
+
+# What the U-Net's output means: the noise, the velocity (Salimans & Ho 2022), or the clean image itself. The last
+# suits a residual super-resolution stage, whose clean target is zero on every flat region: predicting it directly
+# keeps backgrounds clean, where an epsilon or v output has to reproduce the input noise exactly to say "nothing here".
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 from torch import nn
 
 SKIP_SCALE = 2**-0.5
@@ -196,8 +201,8 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         cross_attn = _per_level(cross_attention, levels, "cross_attention")
         if text_pooling not in ("attention", "mean"):
             raise ValueError(f"text_pooling must be 'attention' or 'mean', got {text_pooling!r}")
-        if prediction_type not in ("epsilon", "v_prediction"):
-            raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', got {prediction_type!r}")
+        if prediction_type not in PREDICTION_TYPES:
+            raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, got {prediction_type!r}")
         if low_res_residual and not low_res_conditioning:
             raise ValueError("low_res_residual needs a super-resolution U-Net (low_res_conditioning=True)")
         if patch_size < 1 or sample_size % (patch_size * 2 ** (levels - 1)):

@@ -298,19 +298,22 @@ class _CleanIsZero(torch.nn.Module):
         return self.unet.config
 
     def forward(self, x, t, *rest):
+        if self.config.prediction_type == "sample":
+            return torch.zeros_like(x)
         a = self.alphas_cumprod[int(t)]
         return a.sqrt() * x / (1 - a).sqrt()
 
 
+@pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
 @pytest.mark.parametrize("residual", [False, True])
-def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_image(tiny_pipe, residual):
+def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_image(tiny_pipe, residual, prediction_type):
     """Predicting x0 = 0 gives a grey image from a plain SR stage and exactly the bicubic upsampling from a residual
     one, whatever the noise-augmentation level: the residual is added to the clean upsampled image, unthresholded."""
     from imagen_demo.pipeline import Stage, StageSettings, sample_stage
     from imagen_demo.presets import unet_from_preset
 
-    unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type="v_prediction", text_embed_dim=tiny_pipe.text_encoder.dim)
-    scheduler = training_scheduler("linear", "v_prediction")
+    unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type=prediction_type, text_embed_dim=tiny_pipe.text_encoder.dim)
+    scheduler = training_scheduler("linear", prediction_type)
     stage = Stage(_CleanIsZero(unet, scheduler.alphas_cumprod), scheduler)
     low_res = torch.rand(2, 3, 16, 16) * 2 - 1
     settings = StageSettings(guidance_scale=1.0, num_inference_steps=4, scheduler="dpm++", noise_aug_level=0.3)

@@ -271,6 +271,7 @@ def test_min_snr_weights_follow_the_paper_for_both_targets():
     torch.testing.assert_close(min_snr_weights(scheduler, t, "v_prediction", 5.0), snr.clamp(max=5) / (snr + 1))
     torch.testing.assert_close(min_snr_weights(scheduler, t, "epsilon", 5.0), snr.clamp(max=5) / snr)
     assert min_snr_weights(scheduler, t, "epsilon", 5.0)[0] < 0.01  # nearly clean images: the easy steps count little
+    torch.testing.assert_close(min_snr_weights(scheduler, t, "sample", 5.0), snr.clamp(max=5))
 
 
 def test_curriculum_and_background_mix_shape_the_stream():
@@ -394,7 +395,8 @@ def test_a_residual_super_resolution_stage_learns_the_difference_to_the_upsample
     plain_dir, residual_dir = tmp_path / "plain", tmp_path / "residual"
     plain_dir.mkdir(), residual_dir.mkdir()
     plain = StageTrainer(load_recipe(write_recipe(plain_dir, tiny_t5_dir)), 2, show_progress=False)
-    residual = StageTrainer(load_recipe(write_recipe(residual_dir, tiny_t5_dir, sr="overrides = {low_res_residual = true}")),
+    residual = StageTrainer(load_recipe(write_recipe(
+        residual_dir, tiny_t5_dir, sr='overrides = {low_res_residual = true, prediction_type = "sample"}')),
                             2, show_progress=False)
     x0 = plain._batch(0, 0)[1]
     image, low_res, level = plain.super_resolution_example(x0, torch.Generator().manual_seed(0))
@@ -407,4 +409,6 @@ def test_a_residual_super_resolution_stage_learns_the_difference_to_the_upsample
     top, left = crops[0]
     torch.testing.assert_close(difference, image - upsampled[..., top:top + 16, left:left + 16])
     assert difference.abs().mean() < 0.5 * image.abs().mean()  # mostly zero away from edges
-    residual.run()  # and it trains
+    residual.run()  # and it trains, predicting the clean difference itself
+    with (residual_dir / "run" / "stage_2" / "loss.csv").open() as f:
+        assert all(np.isfinite(float(row["loss"])) for row in csv.DictReader(f))

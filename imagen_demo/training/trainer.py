@@ -68,6 +68,8 @@ def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: flo
 
     snr = compute_snr(scheduler, t)
     clipped = snr.clamp(max=gamma)
+    if prediction_type == "sample":  # the paper's weight is written for the x0 loss
+        return clipped
     return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
 
 
@@ -190,7 +192,7 @@ class StageTrainer:
         return self.data.batch(index, c.batch_size, self.size)
 
     def loss(self, step: int, micro: int) -> torch.Tensor:
-        """Denoising loss of one micro-batch: MSE to epsilon or v at a random timestep."""
+        """Denoising loss of one micro-batch: MSE to epsilon, v or x0 (the U-Net's prediction_type) at a random timestep."""
         c = self.config
         captions, x0 = self._batch(step, micro)
         if c.channels_last:
@@ -207,7 +209,8 @@ class StageTrainer:
         noise = torch.randn(x0.shape, generator=g)
         x0, noise, t = x0.to(self.device), noise.to(self.device), t.to(self.device)
         noisy = self.scheduler.add_noise(x0, noise, t)
-        target = self.scheduler.get_velocity(x0, noise, t) if self.prediction_type == "v_prediction" else noise
+        target = {"v_prediction": lambda: self.scheduler.get_velocity(x0, noise, t), "sample": lambda: x0,
+                  "epsilon": lambda: noise}[self.prediction_type]()
         text = self.encode(captions)
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
