@@ -26,14 +26,32 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _count(least: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"give a whole number >= {least}, got {text!r}")
+        return value
+    return parse
+
+
 def _scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", default=DEFAULT_CLIP,
                         help="CLIP for the CLIP score: HF id (offline: must be cached), local folder, or "
                              "open_clip:ARCH:WEIGHTS; 'none' skips it")
     parser.add_argument("--features", default="auto", choices=["auto", "inception", "efficientnet-lite0", "none"],
-                        help="feature network for Fréchet/kernel distances (auto: Inception if present)")
+                        help="feature network for Fréchet/kernel distances (auto: the FID Inception when its weights "
+                             "are installed, else EfficientNet-Lite0, named FD/KD and noted in the report)")
     parser.add_argument("--reference", type=Path, default=None,
-                        help="folder of reference images for FD/KD (default: true renders of shapes-world specs)")
+                        help="folder of reference images for FID/KID (default: true renders of shapes-world specs)")
+    parser.add_argument("--reference-seeds", type=_count(1), default=None, metavar="K",
+                        help="true renders per prompt in the reference set, seeds 0..K-1 (default: one per generated "
+                             "image, at its seed); FID wants thousands of reference images")
+    parser.add_argument("--fid-resamples", type=_count(0), default=None, metavar="N",
+                        help="bootstrap resamples for FID's interval (default 200; 0: no interval)")
     parser.add_argument("--grid-limit", type=int, default=24, help="prompts shown side by side in report.html")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
 
@@ -63,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    scoring = {k: getattr(args, k, None) for k in ("clip", "features", "reference", "grid_limit", "device")}
+    scoring = {k: getattr(args, k, None)
+               for k in ("clip", "features", "reference", "reference_seeds", "fid_resamples", "grid_limit", "device")}
     try:
         if args.command == "suites":
             for name, path in builtin_suites().items():

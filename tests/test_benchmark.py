@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -94,23 +95,31 @@ def effnet():
     return metrics.feature_network("efficientnet-lite0")
 
 
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
 def test_frechet_and_kernel_distances_match_torchmetrics(shape_images, effnet):
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     a, b, _ = shape_images
-    ours = metrics.distribution_distances(effnet.embed(a), effnet.embed(b), effnet.label)
+    fa, fb = effnet.embed(a), effnet.embed(b)
+    ours = {row["metric"]: row for row in metrics.distribution_distances(fa, fb, effnet.label, fid_resamples=50)}
+    assert set(ours) == {"FD-EfficientNet-Lite0", "KD-EfficientNet-Lite0"}  # only Inception features may be called FID
+    fd, kd = ours["FD-EfficientNet-Lite0"], ours["KD-EfficientNet-Lite0"]
     fid = FrechetInceptionDistance(feature=effnet, normalize=True)
-    kid = KernelInceptionDistance(feature=effnet, normalize=True, subset_size=len(a))
+    kid = KernelInceptionDistance(feature=effnet, normalize=True, subset_size=metrics.kid_subset_size(len(a)))
     for metric in (fid, kid):
         metric.update(metrics.to_tensor(b), real=True)
         metric.update(metrics.to_tensor(a), real=False)
-    assert ours["FD-EfficientNet-Lite0"] == pytest.approx(float(fid.compute()), rel=1e-4)
-    assert ours["KD-EfficientNet-Lite0"] == pytest.approx(float(kid.compute()[0]), rel=1e-4, abs=1e-6)
-    assert ours["FD-EfficientNet-Lite0"] > 1.0
-    itself = metrics.distribution_distances(effnet.embed(a), effnet.embed(a), effnet.label)
-    assert abs(itself["FD-EfficientNet-Lite0"]) < 1e-2
-    assert "FID" not in ours and "KID" not in ours  # only Inception features may be called FID
+    torch.manual_seed(0)  # the subsets distribution_distances draws
+    kid_mean, kid_std = kid.compute()
+    assert fd["value"] == pytest.approx(float(fid.compute()), rel=1e-4) and fd["value"] > 1.0
+    # the n × n form behind the bootstrap is the same distance as torchmetrics' d × d one
+    assert metrics.frechet_distance(fa, fb) == pytest.approx(fd["value"], rel=1e-4)
+    assert (kd["value"], kd["std"]) == (pytest.approx(float(kid_mean), rel=1e-4, abs=1e-6), pytest.approx(float(kid_std), rel=1e-4))
+    assert fd["ci_low"] < fd["value"] < fd["ci_high"] and fd["resamples"] == 50
+    assert fd["n"] == fd["n_reference"] == kd["n"] == len(a)
+    itself = metrics.distribution_distances(fa, fa, effnet.label, fid_resamples=0)[0]
+    assert abs(itself["value"]) < 1e-2 and math.isnan(itself["ci_low"])
 
 
 def test_psnr_ssim_match_torchmetrics(shape_images):
@@ -247,6 +256,7 @@ def test_report_names_every_model_and_category_and_rebuilds_without_sampling(tmp
     for text in (md, page):
         assert all(name in text for name in names) and all(c in text for c in categories)
     assert "src='data:image/png;base64," in page and "src='http" not in page  # self-contained
+    assert "(n = 4, ref 4)" in md and "Read FD-EfficientNet-Lite0 as a number only from n ≥ 1280" in md
     assert (out / "plots" / "exact.png").is_file() and (out / "grid.png").is_file()
 
     manifest = (out / MANIFEST_FILE).read_text()

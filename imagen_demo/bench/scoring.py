@@ -77,7 +77,8 @@ def _images(out: Path, entries: list[dict]):
 
 
 def score_run(out: Path, clip: str | None = None, features: str = "auto", reference: Path | None = None,
-              batch_size: int = 16, device: str = "cpu") -> Scores:
+              batch_size: int = 16, device: str = "cpu", reference_seeds: int | None = None,
+              fid_resamples: int = metrics.FID_RESAMPLES) -> Scores:
     out = Path(out)
     run = load_run(out)
     items = {item["id"]: SuiteItem(**item) for item in run["items"]}
@@ -120,24 +121,34 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
             values.update(cache.values.get((entry["key"], scorer), {}))
         rows.extend({**base, "metric": metric, "value": value} for metric, value in values.items())
     results = pd.DataFrame(rows, columns=["model", "item", "prompt", "category", "seed", "image", "metric", "value"])
-    sets = set_metrics(out, run, items, images, features, reference, notes)
+    sets = set_metrics(out, run, items, images, features, reference, notes, reference_seeds, fid_resamples)
     return Scores(results, sets, notes)
 
 
+SET_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "std", "resamples", "n", "n_reference"]
+
+
 def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[dict], features: str,
-                reference: Path | None, notes: list[str]) -> pd.DataFrame:
-    """Fréchet / kernel distance of each model's images to the reference set (true renders or a folder)."""
-    columns = ["model", "metric", "value", "n"]
+                reference: Path | None, notes: list[str], reference_seeds: int | None = None,
+                fid_resamples: int = metrics.FID_RESAMPLES) -> pd.DataFrame:
+    """Fréchet / kernel distance of each model's images to the reference set (true renders or a folder).
+
+    True renders: by default one per generated image, of its prompt at its seed; with `reference_seeds` K,
+    K per prompt (seeds 0 .. K-1), so the reference set can be made as large as FID needs."""
     if features == "none":
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=SET_COLUMNS)
     if reference is None and not any(items[e["item"]].spec for e in images):
         notes.append("Fréchet/kernel distances skipped: no reference set (this suite has no scene specs; pass --reference DIR).")
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=SET_COLUMNS)
+    if reference_seeds is not None and reference_seeds < 1:
+        raise ValueError(f"--reference-seeds must be at least 1, got {reference_seeds}")
     try:
         net = metrics.feature_network(features)
     except MetricUnavailable as err:
         notes.append(str(err))
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=SET_COLUMNS)
+    if getattr(net, "fallback", None):
+        notes.append(net.fallback)
     # Reference features by what they depict: a folder once, or true renders once per (items and seeds, size),
     # so models sampled over the same plan share them.
     references: dict = {}
@@ -155,32 +166,41 @@ def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[
             pairs = [(e, im) for e, im in zip(mine, generated) if items[e["item"]].spec]
             generated = [im for _, im in pairs]
             size = generated[0].width if generated else 0
-            depicted = (tuple((e["item"], e["seed"]) for e, _ in pairs), size)
+            if reference_seeds is None:
+                drawn = tuple((e["item"], e["seed"]) for e, _ in pairs)
+            else:
+                drawn = tuple((i, seed) for i in dict.fromkeys(e["item"] for e, _ in pairs) for seed in range(reference_seeds))
+            depicted = (drawn, size)
             if depicted not in references:
-                references[depicted] = net.embed([metrics.reference_renders(items[i].spec, seed, size) for i, seed in depicted[0]])
-        ref = references[depicted]
+                references[depicted] = net.embed([metrics.reference_renders(items[i].spec, seed, size) for i, seed in drawn])
         try:
-            values = metrics.distribution_distances(net.embed(generated), ref, net.label)
+            values = metrics.distribution_distances(net.embed(generated), references[depicted], net.label,
+                                                    fid_resamples=fid_resamples)
         except MetricUnavailable as err:
             notes.append(f"{model['name']}: {err}")
             continue
-        rows.extend({"model": model["name"], "metric": k, "value": v, "n": len(generated)} for k, v in values.items())
-    return pd.DataFrame(rows, columns=columns)
+        rows.extend({"model": model["name"], **row} for row in values)
+    return pd.DataFrame(rows, columns=SET_COLUMNS)
+
+
+SUMMARY_COLUMNS = ["model", "category", "metric", "mean", "ci_low", "ci_high", "std", "n", "n_reference"]
 
 
 def summarise(scores: Scores, run: dict) -> pd.DataFrame:
-    """Mean and bootstrap 95% CI per model x category x metric, plus each model's overall row."""
+    """Mean and bootstrap 95% CI per model x category x metric, plus each model's overall row; a set-level
+    distance is one overall row with its own interval (FID) or std (KID) and both set sizes."""
     rows = []
     results = scores.results
     for (model, metric), group in results.groupby(["model", "metric"], sort=False):
         for category, values in [*group.groupby("category", sort=False)["value"], (OVERALL, group["value"])]:
             mean, low, high = metrics.bootstrap_ci(values.to_numpy())
             rows.append({"model": model, "category": category, "metric": metric, "mean": mean,
-                         "ci_low": low, "ci_high": high, "n": len(values)})
+                         "ci_low": low, "ci_high": high, "std": math.nan, "n": len(values), "n_reference": math.nan})
     for row in scores.sets.to_dict("records"):
         rows.append({"model": row["model"], "category": OVERALL, "metric": row["metric"], "mean": row["value"],
-                     "ci_low": math.nan, "ci_high": math.nan, "n": row["n"]})
-    return pd.DataFrame(rows, columns=["model", "category", "metric", "mean", "ci_low", "ci_high", "n"])
+                     "ci_low": row["ci_low"], "ci_high": row["ci_high"], "std": row["std"], "n": row["n"],
+                     "n_reference": row["n_reference"]})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
 def write_tables(out: Path, scores: Scores, summary: pd.DataFrame) -> None:

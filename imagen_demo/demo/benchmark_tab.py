@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..bench.report import GRID_FILE, METRIC_TITLES, frame_table, metric_tables
+from ..bench.report import GRID_FILE, METRIC_TITLES, distance_cell, frame_table, metric_tables
 from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
 from ..markdown import markdown_table
@@ -53,7 +53,9 @@ def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | Non
         lines += [f"**{METRIC_TITLES[metric]}**", "", frame_table(table, "category"), ""]
     distances = summary[~summary["metric"].isin(METRIC_TITLES)]
     if not distances.empty:
-        rows = [(f"`{r.model}`", r.metric, f"{r.mean:.4g}") for r in distances.itertuples()]
+        distances = distances.reindex(columns=[*distances.columns.union(["std", "n_reference"], sort=False)])
+        rows = [(f"`{r.model}`", r.metric, distance_cell(r.metric, r.mean, r.ci_low, r.ci_high, r.std, r.n, r.n_reference))
+                for r in distances.itertuples()]
         lines += ["**Distances to the reference set** (lower is better)", "",
                   markdown_table(["model", "metric", "value"], rows), ""]
     grid = folder / GRID_FILE
