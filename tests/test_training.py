@@ -61,6 +61,13 @@ sample_every = 3
     return path
 
 
+def _wait_for_logged_steps(run: Path, steps: int, timeout: float = 180) -> None:
+    """Until a background run has logged `steps` steps (its loss.csv has a header and a row per step)."""
+    log, deadline = run / "stage_1" / "loss.csv", time.monotonic() + timeout
+    while (not log.exists() or len(log.read_text().splitlines()) <= steps) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def losses(run: Path, stage: int = 1) -> list[tuple[int, float]]:
     with (run / f"stage_{stage}" / "loss.csv").open() as f:
         return [(int(row["step"]), float(row["loss"])) for row in csv.DictReader(f)]
@@ -249,10 +256,7 @@ def test_sigterm_stops_a_background_run_with_its_steps_saved(tmp_path, tiny_t5_d
     script = "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN); from imagen_demo.cli import main; sys.exit(main(sys.argv[1:]))"
     proc = subprocess.Popen([sys.executable, "-c", script, "train", "--config", str(config), "--stage", "1", "--device", "cpu"],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
-    log = tmp_path / "run" / "stage_1" / "loss.csv"
-    deadline = time.monotonic() + 120
-    while (not log.exists() or len(log.read_text().splitlines()) < 4) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for_logged_steps(tmp_path / "run", 3)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "--resume" in err, err
@@ -357,10 +361,7 @@ def test_two_processes_train_together_and_a_kill_stops_both_at_one_step(tmp_path
     left waiting in an all-reduce), and --resume goes on from it."""
     config = write_recipe(tmp_path, tiny_t5_dir, base="steps = 100000")
     proc = _torchrun(config)
-    log = tmp_path / "run" / "stage_1" / "loss.csv"
-    deadline = time.monotonic() + 180
-    while (not log.exists() or len(log.read_text().splitlines()) < 4) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    _wait_for_logged_steps(tmp_path / "run", 3)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=180)
     assert "continue with --resume" in out, out

@@ -434,7 +434,8 @@ def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
         curve = recipe.stage_dir(i) / EVAL_LOG
         if curve.is_file():
             with curve.open() as f:
-                record["stages"][str(i)]["eval"] = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+                record["stages"][str(i)]["eval"] = [{k: float(v) for k, v in row.items() if v != ""}  # "": a column logged later
+                                                     for row in csv.DictReader(f)]
     output = Path(output or recipe.output)
     extra = {TRAINING_RECORD: record}
     if (output / MODEL_CARD).is_file():  # the card is written by hand: a new assembly keeps it
