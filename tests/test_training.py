@@ -413,3 +413,18 @@ def test_a_residual_super_resolution_stage_learns_the_difference_to_the_upsample
     residual.run()  # and it trains, predicting the clean difference itself
     with (residual_dir / "run" / "stage_2" / "loss.csv").open() as f:
         assert all(np.isfinite(float(row["loss"])) for row in csv.DictReader(f))
+
+
+def test_assemble_reads_a_curve_whose_later_rows_have_more_columns(tmp_path, tiny_t5_dir):
+    """A curve continued by a newer trainer (check-rate columns) has empty cells in its older rows: they are left out
+    of training.json instead of failing the assembly."""
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="steps = 1\neval_every = 1\neval_prompts_per_category = 1\neval_steps = 1"))
+    train_stage(recipe, 1, show_progress=False)
+    train_stage(recipe, 2, show_progress=False)
+    curve = tmp_path / "run" / "stage_1" / "eval.csv"
+    with curve.open() as f:
+        first = next(csv.DictReader(f))
+    append_row(curve, {**first, "step": 2, "ema_check_new": 0.5})
+    record = json.loads((assemble(recipe) / "training.json").read_text())
+    rows = record["stages"]["1"]["eval"]
+    assert [row["step"] for row in rows] == [1, 2] and "ema_check_new" not in rows[0] and rows[1]["ema_check_new"] == 0.5
