@@ -300,7 +300,8 @@ class StageTrainer:
     @contextmanager
     def _stop_on_signal(self):
         """Ctrl-C, `kill -INT` or `kill` (SIGTERM) ends the run at the end of the current step, with the steps done so
-        far saved; a second signal stops at once (losing < checkpoint_every steps, like SIGKILL). Both are caught even
+        far saved; a second signal stops at once (a single process still saves its finished steps; one of several
+        loses < checkpoint_every steps, like SIGKILL). Both are caught even
         where a shell started the run in the background with SIGINT ignored. Stopping between steps, never inside
         one, is what lets every process of a multi-process run stop at the same step instead of waiting forever in
         a gradient all-reduce that the others have left."""
@@ -316,6 +317,10 @@ class StageTrainer:
                 previous[sig] = signal.signal(sig, request_stop)
         try:
             yield stop
+        except KeyboardInterrupt:  # a second signal, or an interrupt raised inside a step
+            if self.accelerator.num_processes == 1 and self.step != self.checkpoint_step:
+                self.save_checkpoint()  # the finished steps; with several processes a save would wait on the others
+            raise
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
