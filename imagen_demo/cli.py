@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -120,15 +119,9 @@ def train_or_assemble(args: argparse.Namespace) -> None:
     from .training import assemble, load_recipe, train_stage
 
     recipe = load_recipe(args.config)
-    if args.command == "train" and args.learning_rate is not None:
-        if not 1 <= args.stage <= len(recipe.stages):
-            raise ValueError(f"stage must be in 1..{len(recipe.stages)}, got {args.stage}")
-        stages = list(recipe.stages)
-        stages[args.stage - 1] = dataclasses.replace(stages[args.stage - 1], learning_rate=args.learning_rate)
-        recipe = dataclasses.replace(recipe, stages=stages)
     if args.command == "train":
         print(train_stage(recipe, args.stage, resume=args.resume, max_minutes=args.max_minutes, device=args.device,
-                          init_from=args.init_from))
+                          init_from=args.init_from, learning_rate=args.learning_rate))
     if args.command == "assemble" or args.assemble:
         print(assemble(recipe, getattr(args, "out", None)))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import json
 import math
 import signal
@@ -105,7 +106,7 @@ class StageTrainer:
     """One stage's model, optimizer, EMA and data; `run()` trains until the recipe's step count or a time limit."""
 
     def __init__(self, recipe: Recipe, stage: int, resume: bool = False, device: str | None = None, show_progress: bool = True,
-                 init_from: str | Path | None = None):
+                 init_from: str | Path | None = None, learning_rate: float | None = None):
         from accelerate import Accelerator
         from diffusers.training_utils import EMAModel
 
@@ -113,6 +114,8 @@ class StageTrainer:
             raise ValueError(f"stage must be in 1..{len(recipe.stages)}, got {stage}")
         self.recipe, self.stage_index = recipe, stage
         self.config: StageRecipe = recipe.stages[stage - 1]
+        if learning_rate is not None:  # this run only (e.g. annealing before a commit); the checkpoint records it
+            self.config = dataclasses.replace(self.config, learning_rate=learning_rate)
         self.dir = recipe.stage_dir(stage)
         self.show_progress = show_progress
         cpu = device == "cpu" or not torch.cuda.is_available()
@@ -415,13 +418,16 @@ class StageTrainer:
 
 
 def train_stage(recipe: Recipe, stage: int, resume: bool = False, max_minutes: float | None = None,
-                device: str | None = None, show_progress: bool = True, init_from: str | Path | None = None) -> Path:
+                device: str | None = None, show_progress: bool = True, init_from: str | Path | None = None,
+                learning_rate: float | None = None) -> Path:
     """Train stage `stage` (1-based) of `recipe`; returns the folder with its final EMA weights.
 
     `init_from` (a pipeline folder, or "default") starts from that pipeline's weights for this stage and continues
-    its training record and data stream: how training goes on from committed weights on a new machine.
+    its training record and data stream: how training goes on from committed weights on a new machine. `learning_rate`
+    replaces the recipe's for this run only.
     """
-    trainer = StageTrainer(recipe, stage, resume=resume, device=device, show_progress=show_progress, init_from=init_from)
+    trainer = StageTrainer(recipe, stage, resume=resume, device=device, show_progress=show_progress, init_from=init_from,
+                           learning_rate=learning_rate)
     return trainer.run(max_minutes)
 
 
