@@ -123,13 +123,13 @@ def _predicted_original(scheduler: SchedulerMixin, step: int, t, model_input, mo
     1 / (1 + sigma^2): its timesteps need not index alphas_cumprod (Karras sigmas round them), and those
     that keep x at x0 + sigma * eps scale the model input, which is why the formulas take that input.
     """
+    if prediction_type == "sample":
+        return model_output
     sigmas = getattr(scheduler, "sigmas", None)
     if sigmas is not None:
         alpha_bar = 1 / (1 + sigmas[step].to(model_input.device, torch.float32) ** 2)
     else:
         alpha_bar = scheduler.alphas_cumprod.to(model_input.device)[int(t)]
-    if prediction_type == "sample":
-        return model_output
     if prediction_type == "v_prediction":
         return alpha_bar.sqrt() * model_input - (1 - alpha_bar).sqrt() * model_output
     return (model_input - (1 - alpha_bar).sqrt() * model_output) / alpha_bar.sqrt()

@@ -212,8 +212,10 @@ class StageTrainer:
         noise = torch.randn(x0.shape, generator=g)
         x0, noise, t = x0.to(self.device), noise.to(self.device), t.to(self.device)
         noisy = self.scheduler.add_noise(x0, noise, t)
-        target = {"v_prediction": lambda: self.scheduler.get_velocity(x0, noise, t), "sample": lambda: x0,
-                  "epsilon": lambda: noise}[self.prediction_type]()
+        if self.prediction_type == "v_prediction":
+            target = self.scheduler.get_velocity(x0, noise, t)
+        else:
+            target = x0 if self.prediction_type == "sample" else noise
         text = self.encode(captions)
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
@@ -304,10 +306,9 @@ class StageTrainer:
     def _stop_on_signal(self):
         """Ctrl-C, `kill -INT` or `kill` (SIGTERM) ends the run at the end of the current step, with the steps done so
         far saved; a second signal stops at once (a single process still saves its finished steps; one of several
-        loses < checkpoint_every steps, like SIGKILL). Both are caught even
-        where a shell started the run in the background with SIGINT ignored. Stopping between steps, never inside
-        one, is what lets every process of a multi-process run stop at the same step instead of waiting forever in
-        a gradient all-reduce that the others have left."""
+        loses < checkpoint_every steps, like SIGKILL). Both are caught even where a shell started the run in the
+        background with SIGINT ignored. Stopping between steps, never inside one, is what lets every process of a
+        multi-process run stop at the same step instead of waiting forever in an all-reduce the others have left."""
         stop, previous = SimpleNamespace(signal=None), {}
 
         def request_stop(signum, frame):
