@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -133,6 +134,30 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_t5_dir
     checkpoint = tmp_path / "run" / "stage_1" / "checkpoint"
     assert json.loads((checkpoint / "state.json").read_text())["step"] == 4
     assert weights(checkpoint / "unet")  # still loadable
+
+
+def test_a_loss_that_blows_up_is_not_checkpointed(tmp_path, tiny_t5_dir):
+    """A finite but exploding loss (too high a learning rate) must not overwrite the last good checkpoint."""
+    path = write_recipe(tmp_path, tiny_t5_dir, base="steps = 60")
+    path.write_text(path.read_text().replace("checkpoint_every = 4", "checkpoint_every = 20"))
+    recipe = load_recipe(path)
+    trainer = StageTrainer(recipe, 1, show_progress=False)
+    real_loss = trainer.loss
+    trainer.loss = lambda step, micro: real_loss(step, micro) * (100 if step >= 45 else 1)
+    with pytest.raises(TrainingDivergedError, match=r"to step 60\).*checkpoint.*step 40"):
+        trainer.run()
+    state = json.loads((tmp_path / "run" / "stage_1" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 40 and 0 < state["best_window_loss"] < 10
+
+
+def test_resuming_at_a_higher_learning_rate_warms_up_again(tmp_path, tiny_t5_dir):
+    recipe = load_recipe(write_recipe(tmp_path, tiny_t5_dir, base="steps = 4"))  # warmup_steps = 2, lr 2e-3
+    train_stage(recipe, 1, show_progress=False, learning_rate=1e-3)  # an anneal
+    recipe = dataclasses.replace(recipe, stages=[dataclasses.replace(recipe.stages[0], steps=6), *recipe.stages[1:]])
+    train_stage(recipe, 1, resume=True, show_progress=False)
+    with (tmp_path / "run" / "stage_1" / "loss.csv").open() as f:
+        rates = [float(row["lr"]) for row in csv.DictReader(f)]
+    assert rates == pytest.approx([1e-3 / 2, 1e-3, 1e-3, 1e-3, 2e-3 / 2, 2e-3])
 
 
 def test_ctrl_c_checkpoints_the_steps_done(tmp_path, tiny_t5_dir):

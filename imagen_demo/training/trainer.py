@@ -43,6 +43,8 @@ LOSS_COLUMNS = ("step", "loss", "lr", "images_per_s", "elapsed_s")
 GRID_SIZE = 4  # prompts in each periodic sample grid
 GRID_STEPS = 25
 GRAD_CLIP = 1.0
+DIVERGENCE_FACTOR = 5.0  # steps whose mean loss is this many times the best such mean are not checkpointed
+JUDGED_STEPS = 20  # the fewest steps whose mean loss is judged (save_checkpoint_unless_diverged)
 TEXT_CACHE_SIZE = 20_000  # prompts held in memory by the trainer's text encoder (about 50 KB each)
 
 
@@ -137,6 +139,8 @@ class StageTrainer:
         self.encode = DiskEmbeddingCache(self.text_encoder, recipe.text_cache).encode if recipe.text_cache else self.text_encoder.encode
         unet_config = {**self.config.unet_config, "text_embed_dim": self.text_encoder.dim}
         self.step = self.start_step = 0  # start_step: where a run continued from other weights began (its warm-up)
+        self.best_window_loss = math.inf  # lowest judged mean loss so far (the divergence check)
+        self.window_losses: list[float] = []  # this process's losses not yet judged
         # Cumulative over every run that led to these weights, so a model folder says how far it is trained.
         self.record = {"images_seen": 0, "train_seconds": 0.0}
         if resume:
@@ -145,6 +149,11 @@ class StageTrainer:
                 raise ValueError(f"{checkpoint} was trained with another U-Net config; it cannot be resumed with this recipe")
             self.step = state["step"]
             self.record.update(state.get("record", {}))
+            self.best_window_loss = state.get("best_window_loss") or math.inf  # none yet: nothing judged
+            if self.config.learning_rate > state["recipe"]["learning_rate"]:
+                # Low-rate training (an anneal) settles where a sudden higher rate diverges: at 1e-4 -> 5e-4 the
+                # shipped base went from loss 0.005 to 0.3 within 60 steps. Warm up to the higher rate instead.
+                self.start_step = self.step
             unet = EfficientUNet.from_pretrained(checkpoint / "unet", use_safetensors=True)
             self.ema = EMAModel.from_pretrained(checkpoint / "ema", model_cls=EfficientUNet)
         else:
@@ -284,6 +293,7 @@ class StageTrainer:
                 self.record["train_seconds"] += seconds
                 self.record["images_seen"] += per_step
                 self.step += 1
+                self.window_losses.append(loss)
                 images += per_step
                 rate = images / max(train_seconds, 1e-9)
                 bar.update(1)
@@ -291,13 +301,13 @@ class StageTrainer:
                 if main:
                     self._log(loss, rate, time.monotonic() - start)
                 if self.step % c.checkpoint_every == 0:
-                    self.save_checkpoint()
+                    self.save_checkpoint_unless_diverged()
                 if self.step % c.sample_every == 0 and main:
                     self.sample_grid()
                 if c.eval_every and self.step % c.eval_every == 0 and main:
                     self.evaluate()
         if self.step != self.checkpoint_step:
-            self.save_checkpoint()
+            self.save_checkpoint_unless_diverged()
         if stop.signal is not None:
             raise KeyboardInterrupt(f"stopped by {signal.Signals(stop.signal).name}")
         return self.export()
@@ -323,7 +333,7 @@ class StageTrainer:
             yield stop
         except KeyboardInterrupt:  # a second signal, or an interrupt raised inside a step
             if self.accelerator.num_processes == 1 and self.step != self.checkpoint_step:
-                self.save_checkpoint()  # the finished steps; with several processes a save would wait on the others
+                self.save_checkpoint_unless_diverged()  # the finished steps; with several processes a save would wait on the others
             raise
         finally:
             for sig, handler in previous.items():
@@ -373,6 +383,25 @@ class StageTrainer:
         return row
 
     # ------------------------------------------------------------------------------------ save / sample
+    def save_checkpoint_unless_diverged(self) -> Path:
+        """Save, unless the steps since the last judged checkpoint diverged: their mean loss, agreed by every process,
+        is above DIVERGENCE_FACTOR x the best such mean. A NaN is caught at once, but a loss that blows up and stays
+        finite would otherwise overwrite the last good checkpoint within `checkpoint_every` steps. Fewer than
+        JUDGED_STEPS steps are too noisy to judge (a diffusion loss depends on the sampled timesteps): they are
+        saved and carried into the next judgement."""
+        if len(self.window_losses) >= JUDGED_STEPS:
+            window = torch.tensor([sum(self.window_losses) / len(self.window_losses)], device=self.device)
+            window_loss = float(self.accelerator.reduce(window, reduction="mean").item())
+            if window_loss > DIVERGENCE_FACTOR * self.best_window_loss:
+                raise TrainingDivergedError(
+                    f"stage {self.stage_index}: mean loss {window_loss:.4g} over the last {len(self.window_losses)} steps "
+                    f"(to step {self.step}) is over {DIVERGENCE_FACTOR:g}x the best so far ({self.best_window_loss:.4g}); "
+                    f"stopped. The last good checkpoint ({self.dir / CHECKPOINT}, step {self.checkpoint_step}) is kept; "
+                    "lower --learning-rate and --resume")
+            self.best_window_loss = min(self.best_window_loss, window_loss)
+            self.window_losses = []
+        return self.save_checkpoint()
+
     def save_checkpoint(self) -> Path:
         """Weights, EMA, optimizer and step in one folder that replaces the previous one atomically."""
         self.accelerator.wait_for_everyone()
@@ -382,7 +411,8 @@ class StageTrainer:
                 self.accelerator.unwrap_model(self.unet).save_pretrained(tmp / "unet", safe_serialization=True)
                 self.ema.save_pretrained(tmp / "ema")
                 torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-                state = {"step": self.step, "record": self.record, "unet_config": self.unet_config, "recipe": asdict(self.config)}
+                state = {"step": self.step, "record": self.record, "unet_config": self.unet_config, "recipe": asdict(self.config),
+                         "best_window_loss": None if math.isinf(self.best_window_loss) else self.best_window_loss}
                 (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n")
         self.checkpoint_step = self.step
         return path
