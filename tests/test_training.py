@@ -303,6 +303,23 @@ def test_min_snr_weights_follow_the_paper_for_both_targets():
     torch.testing.assert_close(min_snr_weights(scheduler, t, "sample", 5.0), snr.clamp(max=5))
 
 
+def test_noise_shift_draws_training_timesteps_at_a_quarter_of_the_snr():
+    from imagen_demo.schedulers import training_scheduler
+    from imagen_demo.training.recipe import StageRecipe
+    from imagen_demo.training.trainer import shifted_timesteps
+
+    scheduler = training_scheduler("squaredcos_cap_v2", "v_prediction")
+    assert torch.equal(shifted_timesteps(scheduler, 1.0), torch.arange(1000))
+    table = shifted_timesteps(scheduler, 2.0)
+    snr = scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod)
+    inside = table < 999  # the rest asked for more noise than the schedule has
+    assert inside.float().mean() > 0.9 and (table >= torch.arange(1000)).all()
+    assert (snr[table[inside]] <= snr[inside] / 4).all() and (snr[table[inside] - 1] > snr[inside] / 4).all()
+    assert (table >= 600).float().mean() > 0.6  # uniform draws: 0.4
+    with pytest.raises(ValueError, match="noise_shift"):
+        StageRecipe(preset="tiny-base", noise_shift=0.5)
+
+
 def test_curriculum_and_background_mix_shape_the_stream():
     curriculum = [{"until_images": 64, "categories": {"colors": 1}}, {"categories": {"counting": 1, "position": 1}}]
     data = ShapesData(seed=0, plain_background=1.0, curriculum=curriculum)

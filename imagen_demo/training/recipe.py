@@ -32,6 +32,10 @@ class StageRecipe:
     ema_power: float = 2 / 3
     loss_weighting: str = "mse"  # "mse" | "min_snr": Min-SNR-gamma weights (Hang et al. 2023, arXiv 2303.09556)
     min_snr_gamma: float = 5.0
+    # Training timesteps drawn where the schedule's SNR is 1/noise_shift^2 of a uniform draw's (Hoogeboom et al.
+    # 2023, arXiv 2301.11093): flat-colour images keep their layout at noise levels that hide a photo's, so the
+    # plain schedule spends most steps where the answer is already decided (README: "What each choice bought").
+    noise_shift: float = 1.0
     channels_last: bool = False  # faster convolutions on some CPUs (benchmarks/train_throughput.py measures it)
     eval_every: int = 0  # base stage: held-out shapes accuracy of EMA and raw weights every N steps, to eval.csv
     eval_prompts_per_category: int = 8
@@ -53,6 +57,8 @@ class StageRecipe:
             raise ValueError("cond_drop_prob must be in [0, 1) and max_noise_aug in [0, 1]")
         if self.loss_weighting not in ("mse", "min_snr"):
             raise ValueError(f"loss_weighting must be 'mse' or 'min_snr', got {self.loss_weighting!r}")
+        if self.noise_shift < 1:
+            raise ValueError(f"noise_shift must be >= 1 (1: timesteps drawn uniformly), got {self.noise_shift}")
         if self.eval_every < 0 or self.eval_prompts_per_category < 1 or self.eval_steps < 1:
             raise ValueError("eval_every must be >= 0, eval_prompts_per_category and eval_steps >= 1")
         if self.eval_every and self.is_super_resolution:  # refused at load, not hours into a run

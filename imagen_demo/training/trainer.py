@@ -76,6 +76,17 @@ def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: flo
     return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
 
 
+def shifted_timesteps(scheduler, shift: float) -> torch.Tensor:
+    """For each uniform timestep u, the first timestep whose SNR is at most SNR(u) / shift^2 (shift 1: u itself).
+
+    Drawing training timesteps through this table moves them towards noise without changing the schedule the
+    model samples with; beyond the schedule's noisiest timestep they stay at it.
+    """
+    log_snr = torch.log(scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod))  # decreasing in t
+    wanted = log_snr - 2 * math.log(shift)
+    return torch.searchsorted(-log_snr, -wanted).clamp(max=len(log_snr) - 1)
+
+
 def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="area")
 
@@ -168,6 +179,7 @@ class StageTrainer:
         self.checkpoint_step = self.step  # the step of the checkpoint on disk (0: none yet)
         self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
         self.scheduler = training_scheduler(self.config.beta_schedule, unet.config.prediction_type)
+        self.timesteps = shifted_timesteps(self.scheduler, self.config.noise_shift)
         optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
         if resume:
             optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
@@ -213,7 +225,7 @@ class StageTrainer:
         batch = len(captions)
         drop = torch.rand(batch, generator=g) < c.cond_drop_prob
         captions = ["" if d else text for d, text in zip(drop.tolist(), captions)]  # null text = empty prompt
-        t = torch.randint(0, self.scheduler.config.num_train_timesteps, (batch,), generator=g)
+        t = self.timesteps[torch.randint(0, len(self.timesteps), (batch,), generator=g)]
         extra = {}
         if self.config.is_super_resolution:
             x0, low_res, level = self.super_resolution_example(x0, g)
