@@ -73,3 +73,29 @@ def test_learning_curve_reads_logs_and_records_and_plots(tmp_path):
     assert "| log | 30 | 960 | 0.30 | 0.75 | 0.75 | 0.75 |" in table
     with pytest.raises(ValueError, match="no evaluation rows"):
         learning_curve.load_curve(record, stage=2)
+
+
+def test_denoising_accuracy_is_perfect_for_an_oracle_and_low_for_an_untrained_unet(tiny_encoder):
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmarks.denoising_accuracy import denoising_accuracy
+    from imagen_demo.pipeline import Stage
+    from imagen_demo.presets import unet_from_preset
+    from imagen_demo.schedulers import training_scheduler
+
+    class NoiseOracle(torch.nn.Module):
+        """Predicts exactly the noise the benchmark draws (seeded by the timestep): x0 comes back exact."""
+        config = SimpleNamespace(prediction_type="epsilon", sample_size=64)
+
+        def forward(self, noisy, t, *text):
+            return torch.randn(noisy.shape, generator=torch.Generator().manual_seed(int(t[0])))
+
+    scheduler = training_scheduler("squaredcos_cap_v2", "epsilon")
+    oracle = denoising_accuracy(Stage(NoiseOracle(), scheduler), tiny_encoder, [400, 900], per_category=2)
+    assert [r["t"] for r in oracle] == [400, 900]
+    assert all(r["pass"] == 1.0 and r["mse"] < 1e-8 and r["shape"] == 1.0 for r in oracle)
+    untrained = unet_from_preset("tiny-base", sample_size=64, text_embed_dim=tiny_encoder.dim)
+    (row,) = denoising_accuracy(Stage(untrained, scheduler), tiny_encoder, [900], per_category=2)
+    assert row["pass"] < 0.5 and row["mse"] > 0.01 and row["snr"] < 0.1
