@@ -1,8 +1,9 @@
 """Sampling and training speed of the shipped model against imagen-pytorch, side by side in one run.
 
 Prints, for the model's saved default settings:
-- seconds per 256x256 image through the whole pipeline (text encoder, schedulers, both stages): eager (contiguous
-  weights), channels_last, and with `--compile` channels_last plus torch.compile (ImagenPipeline.compile);
+- seconds per 256x256 image through the whole pipeline (text encoder, schedulers, both stages): eager with
+  contiguous weights, channels_last (the pipeline's default), and with `--compile` channels_last plus torch.compile
+  (ImagenPipeline.compile);
 - seconds per denoising forward of each stage's U-Net at the defaults' batch (2 with guidance, 1 without) and the
   U-Nets' seconds per image (steps x forward), against imagen-pytorch 2.1.0 `Unet`s matched in parameter count and
   fed the same random text embeddings, when imagen-pytorch is installed (requirements-bench-speed.txt);
