@@ -14,6 +14,7 @@ import importlib.util
 import io
 import sys
 import types
+import warnings
 
 import torch
 
@@ -33,7 +34,9 @@ def unet_class():
         from transformers import T5Config
 
         t5.T5_CONFIGS.setdefault(t5.DEFAULT_T5_NAME, {"config": T5Config(d_model=768)})  # t5-v1_1-base, no hub
-    return importlib.import_module("imagen_pytorch.imagen_pytorch").Unet
+    with warnings.catch_warnings():  # kornia, imported by it, still calls the deprecated torch.jit.script
+        warnings.simplefilter("ignore", FutureWarning)
+        return importlib.import_module("imagen_pytorch.imagen_pytorch").Unet
 
 
 def _config_like(unet: EfficientUNet, dim: int, text_tokens: int) -> dict:

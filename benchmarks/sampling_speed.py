@@ -80,26 +80,19 @@ def _train_step(unet: torch.nn.Module, run: Callable, inputs: dict,
     return step
 
 
-def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool = False, train_batch: int = 16,
-            with_baseline: bool = True) -> dict:
-    """Every timing of the module docstring; `load` makes a fresh copy of the pipeline."""
-    variants = load_variants(load, compile)
+def _forward_seconds(variants: dict[str, ImagenPipeline], matched: list, rounds: int) -> tuple[list[dict], dict]:
+    """Per stage: its batch, steps, parameters and GFLOPs; and seconds per forward of every (variant, stage)."""
     eager = variants["eager"]
-    prompts = {name: itertools.cycle(PROMPTS) for name in variants}
-    images = median_seconds({name: lambda name=name, pipe=pipe: pipe.generate_image(next(prompts[name]), seed=0)
-                             for name, pipe in variants.items()}, rounds)
-
     tokens = eager.text_encoder.max_length
     guidance, steps = _per_stage(eager, "guidance_scale"), _per_stage(eager, "num_inference_steps")
-    matched = [baseline.matched_unet(stage.unet, tokens) for stage in eager.stages] if with_baseline else []
     stages, calls = [], {}
     for i, stage in enumerate(eager.stages):
         batch = 1 if guidance[i] == 1.0 else 2
         inputs = step_inputs(stage.unet.config, batch, tokens)
-        ours = {name: dict(inputs, text=pipe.stages[i].unet.encode_text(inputs["text"], inputs["mask"]), mask=None)
-                for name, pipe in variants.items()}
         for name, pipe in variants.items():
-            calls[name, i] = lambda unet=pipe.stages[i].unet, x=ours[name]: forward(unet, x)
+            unet = pipe.stages[i].unet
+            ours = dict(inputs, text=unet.encode_text(inputs["text"], inputs["mask"]), mask=None)
+            calls[name, i] = lambda unet=unet, x=ours: forward(unet, x)
         row = {"stage": i + 1, "size": stage.size, "batch": batch, "steps": steps[i], "guidance": guidance[i],
                "parameters": {"ours": _params(stage.unet)}, "gflops": {"ours": _gflops(calls["eager", i])}}
         if matched:
@@ -107,16 +100,32 @@ def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool =
             row["parameters"][BASELINE] = _params(matched[i])
             row["gflops"][BASELINE] = _gflops(calls[BASELINE, i])
         stages.append(row)
-    forwards = median_seconds(calls, rounds)
+    return stages, median_seconds(calls, rounds)
 
-    base = eager.stages[0].unet
-    train_inputs = step_inputs(base.config, train_batch, tokens)
-    trainers = {"eager": _train_step(base, forward, train_inputs),
-                "channels_last": _train_step(base, forward, train_inputs, torch.channels_last)}
-    if matched:
-        trainers[BASELINE] = _train_step(matched[0], baseline.forward, train_inputs)
-    training = {name: train_batch / seconds for name, seconds in median_seconds(trainers, rounds).items()}
 
+def _training_rates(base: torch.nn.Module, matched_base: torch.nn.Module | None, tokens: int, batch: int,
+                    rounds: int) -> dict[str, float]:
+    """Training images/s of our base U-Net (contiguous and channels_last) and of imagen-pytorch's."""
+    inputs = step_inputs(base.config, batch, tokens)
+    steps = {"eager": _train_step(base, forward, inputs),
+             "channels_last": _train_step(base, forward, inputs, torch.channels_last)}
+    if matched_base is not None:
+        steps[BASELINE] = _train_step(matched_base, baseline.forward, inputs)
+    return {name: batch / seconds for name, seconds in median_seconds(steps, rounds).items()}
+
+
+def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool = False, train_batch: int = 16,
+            with_baseline: bool = True) -> dict:
+    """Every timing of the module docstring; `load` makes a fresh copy of the pipeline."""
+    variants = load_variants(load, compile)
+    prompts = {name: itertools.cycle(PROMPTS) for name in variants}
+    images = median_seconds({name: lambda name=name, pipe=pipe: pipe.generate_image(next(prompts[name]), seed=0)
+                             for name, pipe in variants.items()}, rounds)
+    eager = variants["eager"]
+    tokens = eager.text_encoder.max_length
+    matched = [baseline.matched_unet(stage.unet, tokens) for stage in eager.stages] if with_baseline else []
+    stages, forwards = _forward_seconds(variants, matched, rounds)
+    training = _training_rates(eager.stages[0].unet, matched[0] if matched else None, tokens, train_batch, rounds)
     names = [*variants, *([BASELINE] if matched else [])]
     per_image = {name: sum(row["steps"] * forwards[name, row["stage"] - 1] for row in stages) for name in names}
     return {"threads": torch.get_num_threads(), "rounds": rounds, "defaults": eager.defaults, "images": images,
