@@ -9,9 +9,10 @@ Prints, for the model's saved default settings:
   fed the same random text embeddings, when imagen-pytorch is installed (requirements-bench-speed.txt);
 - training images/s of the base U-Nets: forward, MSE, backward and AdamW on random data.
 
-Every variant takes turns with the others and the median over rounds is reported. Our sampling forward gets its text
-part from `encode_text` once per stage, as the pipeline does; imagen-pytorch's sampler recomputes its own every step,
-so its forward here does too. Usage::
+Every measurement takes turns with all the others, round after round, and the median over rounds is reported, so
+a machine whose load changes during the run slows them alike. Our sampling forward gets its text part from
+`encode_text` once per stage, as the pipeline does; imagen-pytorch's sampler recomputes its own every step, so its
+forward here does too. Usage::
 
     python -m benchmarks.sampling_speed                          # the shipped model
     python -m benchmarks.sampling_speed --compile --rounds 5     # also compiled (minutes of compiling first)
@@ -80,8 +81,8 @@ def _train_step(unet: torch.nn.Module, run: Callable, inputs: dict,
     return step
 
 
-def _forward_seconds(variants: dict[str, ImagenPipeline], matched: list, rounds: int) -> tuple[list[dict], dict]:
-    """Per stage: its batch, steps, parameters and GFLOPs; and seconds per forward of every (variant, stage)."""
+def _forward_calls(variants: dict[str, ImagenPipeline], matched: list) -> tuple[list[dict], dict]:
+    """Per stage: its batch, steps, parameters and GFLOPs; and a denoising forward of every (variant, stage)."""
     eager = variants["eager"]
     tokens = eager.text_encoder.max_length
     guidance, steps = _per_stage(eager, "guidance_scale"), _per_stage(eager, "num_inference_steps")
@@ -100,36 +101,39 @@ def _forward_seconds(variants: dict[str, ImagenPipeline], matched: list, rounds:
             row["parameters"][BASELINE] = _params(matched[i])
             row["gflops"][BASELINE] = _gflops(calls[BASELINE, i])
         stages.append(row)
-    return stages, median_seconds(calls, rounds)
+    return stages, calls
 
 
-def _training_rates(base: torch.nn.Module, matched_base: torch.nn.Module | None, tokens: int, batch: int,
-                    rounds: int) -> dict[str, float]:
-    """Training images/s of our base U-Net (contiguous and channels_last) and of imagen-pytorch's."""
+def _training_calls(base: torch.nn.Module, matched_base: torch.nn.Module | None, tokens: int, batch: int) -> dict:
+    """A training step of our base U-Net (contiguous and channels_last) and of imagen-pytorch's."""
     inputs = step_inputs(base.config, batch, tokens)
     steps = {"eager": _train_step(base, forward, inputs),
              "channels_last": _train_step(base, forward, inputs, torch.channels_last)}
     if matched_base is not None:
         steps[BASELINE] = _train_step(matched_base, baseline.forward, inputs)
-    return {name: batch / seconds for name, seconds in median_seconds(steps, rounds).items()}
+    return steps
 
 
 def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool = False, train_batch: int = 16,
             with_baseline: bool = True) -> dict:
-    """Every timing of the module docstring; `load` makes a fresh copy of the pipeline."""
+    """Every timing of the module docstring, all taking turns; `load` makes a fresh copy of the pipeline."""
     variants = load_variants(load, compile)
     prompts = {name: itertools.cycle(PROMPTS) for name in variants}
-    images = median_seconds({name: lambda name=name, pipe=pipe: pipe.generate_image(next(prompts[name]), seed=0)
-                             for name, pipe in variants.items()}, rounds)
+    images = {("image", name): lambda name=name, pipe=pipe: pipe.generate_image(next(prompts[name]), seed=0)
+              for name, pipe in variants.items()}
     eager = variants["eager"]
     tokens = eager.text_encoder.max_length
     matched = [baseline.matched_unet(stage.unet, tokens) for stage in eager.stages] if with_baseline else []
-    stages, forwards = _forward_seconds(variants, matched, rounds)
-    training = _training_rates(eager.stages[0].unet, matched[0] if matched else None, tokens, train_batch, rounds)
+    stages, forwards = _forward_calls(variants, matched)
+    training = _training_calls(eager.stages[0].unet, matched[0] if matched else None, tokens, train_batch)
+    seconds = median_seconds({**images, **{("forward", *k): call for k, call in forwards.items()},
+                              **{("train", k): call for k, call in training.items()}}, rounds)
+    forwards = {k: seconds["forward", *k] for k in forwards}
     names = [*variants, *([BASELINE] if matched else [])]
-    per_image = {name: sum(row["steps"] * forwards[name, row["stage"] - 1] for row in stages) for name in names}
-    return {"threads": torch.get_num_threads(), "rounds": rounds, "defaults": eager.defaults, "images": images,
-            "stages": stages, "forwards": forwards, "per_image": per_image, "training": training,
+    return {"threads": torch.get_num_threads(), "rounds": rounds, "defaults": eager.defaults, "stages": stages,
+            "images": {name: seconds["image", name] for name in variants}, "forwards": forwards,
+            "per_image": {name: sum(row["steps"] * forwards[name, row["stage"] - 1] for row in stages) for name in names},
+            "training": {name: train_batch / seconds["train", name] for name in training},
             "train_batch": train_batch, "baseline": bool(matched)}
 
 
