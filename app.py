@@ -1,4 +1,4 @@
-"""Serve the imagen_demo web demo (Hugging Face Spaces' app_file): ``python app.py [--model M] [--compare E,...]``.
+"""Serve the imagen_demo web demo (Hugging Face Spaces' app_file): ``python app.py [--model M] [--compare E,...] [--compile]``.
 
 Host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Gradio reads them; default
 127.0.0.1:7860). The UI itself lives in ``imagen_demo.demo``.
@@ -24,12 +24,17 @@ def main(argv=None) -> int:
                              "env IMAGEN_COMPARE (default: MODEL, MODEL@steps=10, MODEL@scheduler=ddim)")
     parser.add_argument("--reports", default=os.environ.get("IMAGEN_REPORTS", str(Path(__file__).parent / "reports")),
                         help="the Benchmark tab's folder of benchmark runs; env IMAGEN_REPORTS")
+    parser.add_argument("--compile", action="store_true", default=os.environ.get("IMAGEN_COMPILE") == "1",
+                        help="torch.compile the U-Nets at start (minutes on a CPU, then faster sampling; a warm-up "
+                             "image is made before the page opens); env IMAGEN_COMPILE=1")
     args = parser.parse_args(argv)
 
     from imagen_demo.demo import build_demo
+    from imagen_demo.registry import ModelRegistry
 
     try:
-        demo = build_demo(args.model, compare_models=args.compare, reports_dir=args.reports)
+        demo = build_demo(args.model, registry=ModelRegistry(compile=args.compile), compare_models=args.compare,
+                          reports_dir=args.reports)
     except (ValueError, WeightsNotFoundError, CorruptWeightsError) as err:  # one line, like the CLI
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from pathlib import Path
 from imagen_demo.bench.run import DEFAULT_CLIP, build_report, run_benchmark
 from imagen_demo.bench.suite import builtin_suites, load_suite
 from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
+from imagen_demo.registry import ModelRegistry
 
 
 def _seeds(text: str) -> list[int]:
@@ -71,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "in python -m benchmarks.batching; 8 on GPU)")
     run.add_argument("--sr-limit", type=int, default=8,
                      help="spec prompts whose downsampled true render each cascade super-resolves (PSNR/SSIM); 0 = none")
+    run.add_argument("--compile", action="store_true",
+                     help="torch.compile each Imagen cascade once loaded (minutes on a CPU, with a warm-up image); "
+                          "pays back over long runs")
     _scoring_options(run)
     report = commands.add_parser("report", help="rebuild results.csv, summary.csv, report.md and report.html")
     report.add_argument("out", type=Path)
@@ -90,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:20s} {len(items):4d} prompts, {len({i.category for i in items})} categories  ({path})")
             return 0
         if args.command == "run":
+            registry = ModelRegistry(args.device, compile=args.compile)
             result = run_benchmark(args.suite, args.models, args.out, args.seeds, args.limit, args.batch_size,
-                                   args.sr_limit, **scoring)
+                                   args.sr_limit, registry=registry, **scoring)
             print(f"generated and scored in {result['timing']['wall_seconds']:.0f} s")
         else:
             result = build_report(args.out, **scoring)

@@ -19,18 +19,45 @@ from imagen_demo.markdown import markdown_row, markdown_table
 from imagen_demo.presets import PRESETS, unet_from_preset
 
 
+def step_inputs(config, batch: int, tokens: int = 64, seed: int = 0) -> dict:
+    """Random inputs of one denoising step for a U-Net with this config; the same tensors feed imagen-pytorch's."""
+    generator = torch.Generator().manual_seed(seed)
+    shape = (batch, config.in_channels, config.sample_size, config.sample_size)
+    super_resolution = config.low_res_conditioning
+    return dict(
+        sample=torch.randn(shape, generator=generator), timestep=500,
+        text=torch.randn(batch, tokens, config.text_embed_dim, generator=generator),
+        mask=torch.ones(batch, tokens, dtype=torch.bool),
+        low_res=torch.randn(shape, generator=generator) if super_resolution else None,
+        noise_level=torch.full((batch,), 0.1) if super_resolution else None,
+    )
+
+
+def forward(unet, inputs: dict) -> torch.Tensor:
+    """One denoising forward of our U-Net on `step_inputs`, the timestep as a sampling loop passes it."""
+    return unet(inputs["sample"], torch.tensor(inputs["timestep"]), inputs["text"], inputs["mask"], inputs["low_res"],
+                inputs["noise_level"])
+
+
+def median_seconds(calls: dict, rounds: int) -> dict:
+    """Median seconds of each call over `rounds`; the calls take turns, so a noisy machine slows them alike.
+
+    A first, untimed round warms up allocators, kernels and any compiling.
+    """
+    times = {name: [] for name in calls}
+    with torch.no_grad():
+        for round_ in range(rounds + 1):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                if round_:
+                    times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def seconds_per_step(unet, batch: int, repeats: int, tokens: int = 64) -> float:
-    cfg = unet.config
-    x = torch.randn(batch, cfg.in_channels, cfg.sample_size, cfg.sample_size)
-    text, mask = torch.randn(batch, tokens, cfg.text_embed_dim), torch.ones(batch, tokens, dtype=torch.bool)
-    extra = dict(low_res=torch.randn_like(x), noise_level=torch.full((batch,), 0.1)) if cfg.low_res_conditioning else {}
-    times = []
-    with torch.inference_mode():
-        for i in range(repeats + 1):  # the first run warms up allocators and kernels
-            start = time.perf_counter()
-            unet(x, torch.full((batch,), 500), text, mask, **extra)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+    inputs = step_inputs(unet.config, batch, tokens)
+    return median_seconds({"step": lambda: forward(unet, inputs)}, repeats)["step"]
 
 
 def main(argv=None) -> None:

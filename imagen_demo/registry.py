@@ -219,8 +219,9 @@ def _model_index(source: str) -> tuple[dict, str]:
 class ModelRegistry:
     """Resolves entries to models; weights are loaded once per source and shared by every entry and thread."""
 
-    def __init__(self, device: str | torch.device | None = None):
+    def __init__(self, device: str | torch.device | None = None, compile: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.compile = compile  # torch.compile every Imagen cascade on load (ImagenPipeline.compile, with warm-up)
         self._pipelines: dict[str, tuple[type[TextToImageModel], object]] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
@@ -237,7 +238,8 @@ class ModelRegistry:
                 started = time.perf_counter()
                 index, where = _model_index(source)
                 if index.get("_class_name") == ImagenPipeline.__name__:
-                    self._pipelines[source] = (ImagenModel, ImagenPipeline.from_pretrained(where, device=self.device))
+                    pipe = ImagenPipeline.from_pretrained(where, device=self.device)
+                    self._pipelines[source] = (ImagenModel, pipe.compile() if self.compile else pipe)
                 else:
                     from diffusers import DiffusionPipeline
 

@@ -25,6 +25,7 @@ Two options buy accuracy per CPU-second (see recipes/shapes-default.toml):
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,14 @@ from torch import nn
 SKIP_SCALE = 2**-0.5
 # Noise-augmentation levels live in [0, 1]; they are embedded like timesteps on this scale.
 NOISE_LEVEL_SCALE = 1000.0
+
+
+class TextConditioning(NamedTuple):
+    """The text-only part of a forward: the same at every denoising step, so a sampling loop computes it once."""
+
+    tokens: torch.Tensor  # layer-normed (and adapted) text tokens, attended to by cross-attention
+    mask: torch.Tensor  # bool, True = token
+    embedding: torch.Tensor  # the pooled text's contribution to the conditioning vector
 
 
 def _groups(channels: int, preferred: int) -> int:
@@ -266,14 +275,24 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         elif low_res is not None:
             raise ValueError("low_res was given but this U-Net is a base model (low_res_conditioning=False)")
 
-    def condition(self, timestep, text, text_mask, noise_level, batch: int, dtype) -> torch.Tensor:
+    def encode_text(self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None = None) -> TextConditioning:
+        """Normed, adapted and pooled text: what `forward` takes in place of the raw embeddings to skip this work."""
+        if encoder_attention_mask is None:
+            encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool, device=encoder_hidden_states.device)
+        tokens = self.text_norm(encoder_hidden_states.to(self.text_norm.weight.dtype))
+        mask = encoder_attention_mask.bool()
+        if self.text_adapter is not None:
+            tokens = self.text_adapter(tokens, mask)
+        pooled = self.text_pool(tokens, mask) if self.text_pool is not None else masked_mean(tokens, mask)
+        return TextConditioning(tokens, mask, self.text_embedding(pooled))
+
+    def condition(self, timestep, text: TextConditioning, noise_level, batch: int, dtype) -> torch.Tensor:
         """The one conditioning vector: timestep + pooled text (+ noise-augmentation level)."""
-        t = torch.as_tensor(timestep, device=text.device).reshape(-1).expand(batch)
-        emb = self.time_embedding(self.time_proj(t).to(dtype))
-        pooled = self.text_pool(text, text_mask) if self.text_pool is not None else masked_mean(text, text_mask)
-        emb = emb + self.text_embedding(pooled)
+        device = text.tokens.device
+        t = torch.as_tensor(timestep, device=device).reshape(-1).expand(batch)
+        emb = self.time_embedding(self.time_proj(t).to(dtype)) + text.embedding
         if self.noise_level_embedding is not None:
-            level = torch.as_tensor(noise_level, device=text.device).reshape(-1).expand(batch) * NOISE_LEVEL_SCALE
+            level = torch.as_tensor(noise_level, device=device).reshape(-1).expand(batch) * NOISE_LEVEL_SCALE
             emb = emb + self.noise_level_embedding(self.time_proj(level).to(dtype))
         return emb
 
@@ -281,21 +300,20 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         self,
         sample: torch.Tensor,
         timestep: torch.Tensor | float,
-        encoder_hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | TextConditioning,
         encoder_attention_mask: torch.Tensor | None = None,
         low_res: torch.Tensor | None = None,
         noise_level: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
-        """Predict epsilon (or v) for `sample` at `timestep`; `noise_level` is the SR augmentation level in [0, 1]."""
-        self._check_inputs(sample, encoder_hidden_states, low_res, noise_level)
-        batch = sample.shape[0]
-        if encoder_attention_mask is None:
-            encoder_attention_mask = torch.ones(encoder_hidden_states.shape[:2], dtype=torch.bool, device=sample.device)
-        text = self.text_norm(encoder_hidden_states.to(sample.dtype))
-        mask = encoder_attention_mask.bool()
-        if self.text_adapter is not None:
-            text = self.text_adapter(text, mask)
-        emb = self.condition(timestep, text, mask, noise_level, batch, sample.dtype)
+        """Predict epsilon, v or x0 for `sample` at `timestep`; `noise_level` is the SR augmentation level in [0, 1].
+
+        `encoder_hidden_states` is the text encoder's output, or `encode_text` of it (which holds the mask).
+        """
+        encoded = isinstance(encoder_hidden_states, TextConditioning)
+        self._check_inputs(sample, encoder_hidden_states.tokens if encoded else encoder_hidden_states, low_res, noise_level)
+        text = encoder_hidden_states if encoded else self.encode_text(encoder_hidden_states, encoder_attention_mask)
+        emb = self.condition(timestep, text, noise_level, sample.shape[0], sample.dtype)
+        text, mask = text.tokens, text.mask
 
         x = sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1)
         x = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))

@@ -49,6 +49,9 @@ class _Spy(torch.nn.Module):
     def config(self):
         return self.unet.config
 
+    def encode_text(self, *args):
+        return self.unet.encode_text(*args)
+
     def forward(self, *args):
         self.calls.append(args)
         return self.unet(*args)
@@ -68,12 +71,12 @@ def test_classifier_free_guidance_is_one_batched_forward_with_the_paper_formula(
     eps_u = spy.unet(x, t, *vars(_text(tiny_pipe, ["", ""])).values())
     assert not torch.allclose(eps_c, eps_u), "text must change the prediction"
 
-    guided = guided_prediction(spy, x, t, _text(tiny_pipe, PROMPTS, ["", ""]), guidance_scale=4.0)
+    guided = guided_prediction(spy, x, t, spy.encode_text(*vars(_text(tiny_pipe, PROMPTS, ["", ""])).values()), guidance_scale=4.0)
     assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 4, "cond + uncond must share one forward"
     torch.testing.assert_close(guided, eps_u + 4.0 * (eps_c - eps_u), rtol=1e-4, atol=1e-5)
 
     spy.calls.clear()
-    cond_only = guided_prediction(spy, x, t, _text(tiny_pipe, PROMPTS), guidance_scale=1.0)
+    cond_only = guided_prediction(spy, x, t, spy.encode_text(*vars(_text(tiny_pipe, PROMPTS)).values()), guidance_scale=1.0)
     assert len(spy.calls) == 1 and spy.calls[0][0].shape[0] == 2, "guidance 1 must skip the uncond pass"
     torch.testing.assert_close(cond_only, eps_c)
 
@@ -296,6 +299,9 @@ class _CleanIsZero(torch.nn.Module):
     @property
     def config(self):
         return self.unet.config
+
+    def encode_text(self, *args):
+        return self.unet.encode_text(*args)
 
     def forward(self, x, t, *rest):
         if self.config.prediction_type == "sample":
