@@ -24,12 +24,16 @@ def main(argv=None) -> int:
                              "env IMAGEN_COMPARE (default: MODEL, MODEL@steps=10, MODEL@scheduler=ddim)")
     parser.add_argument("--reports", default=os.environ.get("IMAGEN_REPORTS", str(Path(__file__).parent / "reports")),
                         help="the Benchmark tab's folder of benchmark runs; env IMAGEN_REPORTS")
+    parser.add_argument("--clip", default=os.environ.get("IMAGEN_CLIP", "auto"),
+                        help="the CLIP that scores every picture: 'auto' (openai/clip-vit-base-patch32 where the hub or "
+                             "its cache has it, else the shipped shapes-CLIP), any name `python -m benchmarks run "
+                             "--clip` takes, or 'none'; env IMAGEN_CLIP")
     args = parser.parse_args(argv)
 
     from imagen_demo.demo import build_demo
 
     try:
-        demo = build_demo(args.model, compare_models=args.compare, reports_dir=args.reports)
+        demo = build_demo(args.model, compare_models=args.compare, reports_dir=args.reports, clip=args.clip)
     except (ValueError, WeightsNotFoundError, CorruptWeightsError) as err:  # one line, like the CLI
         print(f"error: {err}", file=sys.stderr)
         return 2
