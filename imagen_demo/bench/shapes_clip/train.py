@@ -35,6 +35,7 @@ class Recipe:
     output: str = str(SHIPPED)
     run_dir: str = "runs/shapes-clip"
     plain_background: float = 0.5  # share of renders on a plain background (else a gradient with noise)
+    near_misses: float = 0.5  # chance that an example brings a near miss of itself into the batch (see near_miss)
     batch_size: int = 128
     learning_rate: float = 1e-3
     weight_decay: float = 0.1
@@ -60,19 +61,61 @@ def learning_rate(recipe: Recipe, step: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * recipe.learning_rate
 
 
+def near_miss(spec, rng: np.random.Generator):
+    """A train-split spec that differs from `spec` in one attribute (a shape, colour, count, size, position or the
+    relation), or None. Random batches seldom hold such pairs, and they are what held-out prompts tell apart."""
+    from dataclasses import replace
+
+    from imagen_demo.shapes import COLOURS, SHAPES, Spec, held_out_combos
+    from imagen_demo.shapes.vocab import MAX_COUNT, POSITIONS, RELATIONS, SIZES
+
+    for _ in range(20):
+        index = int(rng.integers(len(spec.groups)))
+        group = spec.groups[index]
+        options = {"shape": SHAPES, "colour": tuple(COLOURS) if group.colour else (), "size": (*SIZES, None),
+                   "count": tuple(range(2, MAX_COUNT + 1)) if group.count > 1 else (),
+                   "position": POSITIONS if group.position else (), "relation": RELATIONS if spec.relation else ()}
+        attributes = [a for a, values in options.items() if values]
+        attribute = attributes[int(rng.integers(len(attributes)))]
+        value = options[attribute][int(rng.integers(len(options[attribute])))]
+        try:
+            if attribute == "relation":
+                other = Spec(spec.groups, value)
+            else:
+                groups = list(spec.groups)
+                groups[index] = replace(group, **{attribute: value})
+                other = Spec(tuple(groups), spec.relation)
+        except ValueError:  # e.g. both groups now the same colour and shape
+            continue
+        if other != spec and not held_out_combos(other):
+            return other
+    return None
+
+
 def batch(recipe: Recipe, clip: ShapesClip, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(pixels, tokens) of `batch_size` train-split examples with distinct specs: two captions of one scene in a
-    batch would be scored as each other's mismatches."""
+    """(pixels, tokens) of `batch_size` train-split examples with distinct specs (two captions of one scene would be
+    scored as each other's mismatches), a `near_misses` share of them a near miss of another one."""
     from imagen_demo.shapes import sample_example
 
     rng = np.random.default_rng([recipe.seed, step])
     seen, images, captions = set(), [], []
-    while len(images) < recipe.batch_size:
-        example = sample_example(rng, (clip.image_size,), "train", "en", plain_background=recipe.plain_background)
+
+    def add(spec=None):
+        example = sample_example(rng, (clip.image_size,), "train", "en", plain_background=recipe.plain_background,
+                                 spec=spec)
         if example.spec not in seen:
             seen.add(example.spec)
             images.append(example.images[clip.image_size])
             captions.append(example.caption)
+            return example.spec
+        return None
+
+    while len(images) < recipe.batch_size:
+        spec = add()
+        if spec is not None and len(images) < recipe.batch_size and rng.random() < recipe.near_misses:
+            twin = near_miss(spec, rng)
+            if twin is not None:
+                add(twin)
     return clip.pixels(images), clip.tokenize(captions)
 
 
