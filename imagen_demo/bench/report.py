@@ -31,6 +31,8 @@ METRIC_TITLES = {
     "seconds": "Sampling seconds per image",
 }
 GRID_FILE = "grid.png"
+# Autoescaped, so a prompt or a model name is shown as text, never run as markup.
+_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 
 def metric_title(metric: str, run: dict) -> str:
@@ -38,8 +40,6 @@ def metric_title(metric: str, run: dict) -> str:
     if metric == "clip_score" and run.get("clip"):
         return f"CLIP score ({run['clip']}), 100·max(cos, 0)"
     return METRIC_TITLES[metric]
-# Autoescaped, so a prompt or a model name is shown as text, never run as markup.
-_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 
 def _fmt(value: float, metric: str) -> str:

@@ -26,12 +26,14 @@ def load_clip(name: str | None, device="cpu") -> ClipScorer | None:
         return None
 
 
-def shown_scores(clip: ClipScorer, images: list[PIL.Image.Image], prompt: str) -> list[str]:
-    """Each image's CLIP score as shown: '31.2', or a dash where the CLIP cannot read the prompt."""
+def shown_scores(clip: ClipScorer | None, images: list[PIL.Image.Image], prompt: str) -> list[str | None]:
+    """Each image's CLIP score as shown: '31.2', or a dash where the CLIP cannot read the prompt; None without one."""
+    if clip is None:
+        return [None] * len(images)
     return ["– (words it was not trained on)" if math.isnan(v) else f"{v:.1f}"
             for v in clip(images, [prompt] * len(images))]
 
 
-def clip_caption(clip: ClipScorer, score: str) -> str:
-    """'CLIP score (shapes-CLIP): 31.2': the CLIP is always named."""
-    return f"CLIP score ({clip.label}): {score}"
+def with_score(clip: ClipScorer | None, caption: str, score: str | None) -> str:
+    """'caption · CLIP score (shapes-CLIP): 31.2' (the CLIP is always named), or the caption alone."""
+    return caption if score is None else f"{caption} · CLIP score ({clip.label}): {score}"

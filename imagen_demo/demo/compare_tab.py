@@ -12,7 +12,7 @@ import time
 import gradio as gr
 
 from ..markdown import markdown_table
-from .clip_score import clip_caption, shown_scores
+from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .understanding import panel
 from .validation import load_entries, prompt_text, seed_value, user_errors
@@ -47,9 +47,9 @@ def build(ctx: DemoContext) -> None:
             with user_errors():
                 image = model.generate([text], [first], progress=report)[0]
             seconds = time.perf_counter() - started
-            scores = shown_scores(ctx.clip, [image], text) if ctx.clip else []
-            shown.append((image, " · ".join([model.name, f"{seconds:.1f} s", *(clip_caption(ctx.clip, s) for s in scores)])))
-            rows.append((f"`{model.name}`", f"{seconds:.2f}", *scores))
+            score = shown_scores(ctx.clip, [image], text)[0]
+            shown.append((image, with_score(ctx.clip, f"{model.name} · {seconds:.1f} s", score)))
+            rows.append((f"`{model.name}`", f"{seconds:.2f}", *([score] if ctx.clip else [])))
             yield shown, markdown_table(header, rows)
 
     button.click(compare, [prompt, seed, models], [gallery, timings], api_name="compare", show_progress_on=gallery,
