@@ -101,8 +101,8 @@ def test_auto_is_the_hub_clip_where_it_is_cached_else_shapes_clip_for_shapes_sui
 
 def test_shipped_weights_retrieve_held_out_prompts_from_true_renders():
     assert sum(p.stat().st_size for p in SHIPPED.iterdir()) < 20 * 2**20
-    result = retrieval(ShapesClip.load(), load_suite("shapes-test", limit=36))
-    assert result["n"] == 36 and result["recall_at_1"] >= 0.9
+    result = retrieval(ShapesClip.load(), load_suite("shapes-test"))  # 120 prompts, seeds 0..119: R@1 0.908
+    assert result["n"] == 120 and result["recall_at_1"] >= 0.9
     assert result["matched_above_mismatched"] >= 0.95
 
 

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--weights", type=Path, default=SHIPPED, help="a shapes-CLIP folder (default: the shipped one)")
     quality.add_argument("--suite", default="shapes-test", help="a suite with scene specs (built-in name or file)")
     quality.add_argument("--limit", type=int, default=None, help="first N prompts, round-robin over categories")
-    quality.add_argument("--seed", type=int, default=0, help="the seed the true renders are drawn with")
+    quality.add_argument("--seed", type=int, default=0, help="prompt i's true render is drawn with seed SEED + i")
     quality.add_argument("--run", type=Path, action="append", default=[],
                          help="a benchmark run folder whose images to score against the verifier (repeatable)")
     return parser
@@ -51,7 +51,8 @@ def print_quality(args: argparse.Namespace) -> None:
     from .quality import retrieval, verifier_agreement
 
     result = retrieval(ShapesClip.load(args.weights), load_suite(args.suite, limit=args.limit), seed=args.seed)
-    print(f"True renders of {args.suite} ({result['n']} prompts, seed {args.seed}), weights {args.weights}:\n")
+    print(f"True renders of {args.suite} ({result['n']} prompts, seeds {args.seed}..{args.seed + result['n'] - 1}), "
+          f"weights {args.weights}:\n")
     print(markdown_table(["R@1 image → text", "matched above mismatched", "mismatched pairs"],
                          [[f"{result['recall_at_1']:.3f}", f"{result['matched_above_mismatched']:.3f}",
                            result["mismatched_pairs"]]]))

@@ -18,15 +18,16 @@ from .model import ShapesClip
 
 
 def retrieval(clip: ShapesClip, items: list, seed: int = 0, size: int = 256) -> dict:
-    """R@1 and matched-above-mismatched on true renders (drawn with `seed` at `size` px, then resized as any
-    generated picture is) of suite `items` that carry specs, overall and R@1 per category."""
+    """R@1 and matched-above-mismatched on true renders of suite `items` that carry specs, overall and R@1 per
+    category. Prompt i's picture is drawn with seed `seed + i` at `size` px (then resized as a generated one is), so
+    paraphrases of one spec (shapes-test's 20 single-object prompts share 3 specs) are different pictures."""
     from imagen_demo.shapes import Spec, check_objects, detect_objects
 
     from ..metrics import reference_renders
 
     items = [item for item in items if item.spec]
     specs = [Spec.from_dict(item.spec) for item in items]
-    images = [reference_renders(item.spec, seed, size) for item in items]
+    images = [reference_renders(item.spec, seed + i, size) for i, item in enumerate(items)]
     similarity = clip.similarity(images, [item.prompt for item in items])
     objects = [detect_objects(image) for image in images]
     truth = torch.tensor([[spec == specs[i] or check_objects(spec, objects[i]).passed for spec in specs]
@@ -55,9 +56,10 @@ def verifier_agreement(out: Path, clip: str) -> dict:
     table = table.dropna(subset=["exact", "clip_score"])
     passing = table["exact"] == 1
     both = 0 < passing.sum() < len(table)
+    varied = table["clip_score"].nunique() > 1 and table["checks"].nunique() > 1  # else no rank correlation
     return {"n": len(table), "n_passing": int(passing.sum()),
             "mean_passing": float(table.loc[passing, "clip_score"].mean()) if passing.any() else math.nan,
             "mean_failing": float(table.loc[~passing, "clip_score"].mean()) if (~passing).any() else math.nan,
             "auroc": float(binary_auroc(torch.tensor(table["clip_score"].to_numpy()),
                                         torch.tensor(passing.to_numpy()).long())) if both else math.nan,
-            "spearman_checks": float(spearmanr(table["clip_score"], table["checks"]).statistic)}
+            "spearman_checks": float(spearmanr(table["clip_score"], table["checks"]).statistic) if varied else math.nan}
