@@ -27,6 +27,10 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", default=os.environ.get("IMAGEN_COMPILE") == "1",
                         help="torch.compile the U-Nets at start (minutes on a CPU, then faster sampling; a warm-up "
                              "image is made before the page opens); env IMAGEN_COMPILE=1")
+    parser.add_argument("--clip", default=os.environ.get("IMAGEN_CLIP", "auto"),
+                        help="the CLIP that scores every picture: 'auto' (openai/clip-vit-base-patch32 where the hub or "
+                             "its cache has it, else the shipped shapes-CLIP), any name `python -m benchmarks run "
+                             "--clip` takes, or 'none'; env IMAGEN_CLIP")
     args = parser.parse_args(argv)
 
     from imagen_demo.demo import build_demo
@@ -34,7 +38,7 @@ def main(argv=None) -> int:
 
     try:
         demo = build_demo(args.model, registry=ModelRegistry(compile=args.compile), compare_models=args.compare,
-                          reports_dir=args.reports)
+                          reports_dir=args.reports, clip=args.clip)
     except (ValueError, WeightsNotFoundError, CorruptWeightsError) as err:  # one line, like the CLI
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -41,8 +41,10 @@ def _count(least: int):
 
 def _scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clip", default=DEFAULT_CLIP,
-                        help="CLIP for the CLIP score: HF id (offline: must be cached), local folder, or "
-                             "open_clip:ARCH:WEIGHTS; 'none' skips it")
+                        help="CLIP for the CLIP score: 'auto' (openai/clip-vit-base-patch32 where the hub or its cache "
+                             "has it, else the shipped shapes-CLIP for suites with scene specs), an HF id (offline: "
+                             "must be cached), a local folder, open_clip:ARCH:WEIGHTS, shapes-clip[:FOLDER]; "
+                             "'none' skips it")
     parser.add_argument("--features", default="auto", choices=["auto", "inception", "efficientnet-lite0", "none"],
                         help="feature network for Fréchet/kernel distances (auto: the FID Inception when its weights "
                              "are installed, else EfficientNet-Lite0, named FD/KD and noted in the report)")

@@ -8,9 +8,7 @@ An encoder whose tokenizer knows every character (mT5, UMT5, ...) gets the promp
 
 from __future__ import annotations
 
-import numpy as np
-
-from .shapes.captions import CJK, caption, parse_caption
+from .shapes.captions import CJK, english_caption
 from .shapes.understand import example_prompts
 from .text_encoder import TextEncoder
 
@@ -34,7 +32,7 @@ def english_rewrite(encoder: TextEncoder, prompt: str) -> str | None:
     if not unreadable:
         return None
     try:
-        spec = parse_caption(prompt)
+        return english_caption(prompt)
     except ValueError:
         raise ValueError(
             f"The text encoder ({encoder.name_or_path}) cannot read the characters {''.join(unreadable)}, and the "
@@ -42,4 +40,3 @@ def english_rewrite(encoder: TextEncoder, prompt: str) -> str | None:
             f"English. Write the prompt in English, or as the grammar does, e.g. “{example_prompts('zh')[0]}”, or "
             "turn the rewrite off to sample it as typed."
         ) from None
-    return caption(spec, np.random.default_rng(0), "en")

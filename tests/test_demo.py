@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 import time
@@ -15,6 +16,7 @@ from gradio_client.exceptions import AppError
 
 from demo_server import serve_tiny
 from imagen_demo import cli
+from imagen_demo.bench.metrics import ClipScorer
 from imagen_demo.demo.generate_tab import cli_command
 from imagen_demo.demo.streaming import Cancelled, run_streaming
 from imagen_demo.demo.validation import (
@@ -36,7 +38,7 @@ def server(tiny_encoder, tmp_path_factory):
     build_tiny_pipeline(tiny_encoder).save_pretrained(folder, store_text_encoder=True, extra_files=SHAPES_RECORD)
     model = str(folder)
     entries = f"{model}@steps=2,{model}@steps=1,{model}@steps=2,scheduler=ddim"
-    with serve_tiny(folder, compare_models=entries) as (url, registry):
+    with serve_tiny(folder, compare_models=entries, clip="shapes-clip") as (url, registry):
         yield Client(url, verbose=False), registry, model
 
 
@@ -53,7 +55,7 @@ def test_generate_gives_every_stage_and_the_same_pixels_for_the_same_seed(server
     client = server[0]
     images, stages, note, seed = generate(client, num_images=2)
     assert seed == 7 and "seeds 7–8" in note
-    assert [item["caption"] for item in images] == ["seed 7", "seed 8"]
+    assert [item["caption"].split(" · ")[0] for item in images] == ["seed 7", "seed 8"]
     assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32)] * 2
     assert [PIL.Image.open(item["image"]).size for item in stages] == [(16, 16), (32, 32)] * 2
     again = generate(client, num_images=1)[0]
@@ -67,7 +69,8 @@ def test_previews_stream_before_the_result(server):
     job = server[0].submit(prompt=PROMPT, seed=1, randomize_seed=False, **FAST, api_name="/generate")
     job.result()
     captions = [output[0][0]["caption"] for output in job.outputs()]
-    assert captions == ["preview · stage 1/2 · step 2/2", "preview · stage 2/2 · step 2/2", "seed 1"]
+    assert captions[:2] == ["preview · stage 1/2 · step 2/2", "preview · stage 2/2 · step 2/2"]
+    assert len(captions) == 3 and captions[2].startswith("seed 1 · ")
 
 
 def test_a_random_seed_is_shown_and_the_shown_command_reproduces_the_image(server, tmp_path):
@@ -109,10 +112,25 @@ def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_onc
     entries = [f"{model}@steps=2", f"{model}@steps=1", f"{model}@steps=2,scheduler=ddim"]
     images, table = client.predict(prompt=PROMPT, seed=3, models=",".join(entries), api_name="/compare")
     assert [item["caption"].split(" · ")[0] for item in images] == entries
-    assert all(item["caption"].endswith(" s") for item in images)
+    assert all(re.fullmatch(r"\d+\.\d s", item["caption"].split(" · ")[1]) for item in images)
     assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32)] * 3
-    assert len(table.splitlines()) == 2 + len(entries)
+    assert len(table.splitlines()) == 2 + len(entries) and "| entry | seconds | CLIP score (shapes-CLIP) |" in table
     assert list(registry.load_seconds) == [model]  # the Generate and Compare tabs share one loaded pipeline
+
+
+def test_every_picture_has_its_shapes_clip_score_under_it(server):
+    client = server[0]
+    clip = ClipScorer("shapes-clip")
+    generated = generate(client, num_images=2)[0]
+    compared = client.predict(prompt=PROMPT, seed=3, models=server[2] + "@steps=1", api_name="/compare")[0]
+    for item in generated + compared:
+        shown = item["caption"].split(" · ")[-1]
+        assert shown.startswith("CLIP score (shapes-CLIP): ")
+        value = clip([PIL.Image.open(item["image"])], [PROMPT])[0]
+        assert shown == f"CLIP score (shapes-CLIP): {value:.1f}"  # the picture's own score
+    outside = client.predict(prompt="a photo of a cat on a mat", seed=3, models=server[2] + "@steps=1",
+                             api_name="/compare")[0]
+    assert outside[0]["caption"].endswith("CLIP score (shapes-CLIP): – (words it was not trained on)")
 
 
 def test_a_second_demo_takes_another_port_and_both_answer(server):

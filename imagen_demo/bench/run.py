@@ -15,7 +15,8 @@ from .runner import generate_images, save_run_file, super_resolve_truth, write_r
 from .scoring import load_run, score_run, summarise, write_tables
 from .suite import load_suite
 
-DEFAULT_CLIP = "openai/clip-vit-base-patch32"
+# A hub CLIP where the hub or its cache has one, else shapes-CLIP for suites with scene specs (metrics.resolve_clip).
+DEFAULT_CLIP = "auto"
 
 
 def run_benchmark(suite: str, models: str | list[str], out: Path, seeds=(0,), limit: int | None = None,
@@ -63,6 +64,8 @@ def write(out: Path, scores, summary, grid_limit: int = 24) -> dict:
     from .report import write_report
 
     run = load_run(out)
+    run["clip"] = scores.clip  # what the reports and the demo's Benchmark tab call the CLIP score's model
+    save_run_file(out, run)
     write_tables(out, scores, summary)
     md, html = write_report(out, scores, summary, run, grid_limit=grid_limit)
     return {"summary": summary, "notes": scores.notes, "report": html, "markdown": md, "timing": run.get("timing")}

@@ -33,6 +33,7 @@ class Scores:
     results: pd.DataFrame  # one row per image x metric
     sets: pd.DataFrame  # one row per model x set-level metric
     notes: list[str] = field(default_factory=list)  # one line per skipped metric
+    clip: str | None = None  # the CLIP behind clip_score, as reports name it ("shapes-CLIP", a hub id, ...)
 
 
 def load_run(out: Path) -> dict:
@@ -100,16 +101,21 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
     score_missing(cache.missing(srs, "sr"), "sr", lambda batch: metrics.sr_fidelity(
         _images(out, batch), [true_render_pair(items[e["item"]], e["seed"], e["low"], e["high"])[1] for e in batch]))
 
-    clip_scorer = f"clip:{clip}" if clip else None
-    if clip_scorer and cache.missing(images, clip_scorer):
+    clip_name, clip_scorer = metrics.resolve_clip(clip, shapes=bool(with_spec)), None
+    if clip_name:
         try:
-            scorer = metrics.ClipScorer(clip, device=device)
-            score_missing(cache.missing(images, clip_scorer), clip_scorer,
-                          lambda batch: [{"clip_score": v} for v in scorer(_images(out, batch), [e["prompt"] for e in batch])])
+            clip_scorer = metrics.clip_cache_key(clip_name)
+            if cache.missing(images, clip_scorer):
+                scorer = metrics.ClipScorer(clip_name, device=device)
+                score_missing(cache.missing(images, clip_scorer), clip_scorer, lambda batch: [
+                    {"clip_score": v} for v in scorer(_images(out, batch), [e["prompt"] for e in batch])])
         except MetricUnavailable as err:
             notes.append(str(err))
-            clip_scorer = None
-    elif not clip:
+            clip_name = clip_scorer = None
+    elif clip == "auto":
+        notes.append(f"CLIP score skipped: {metrics.HUB_CLIP} is not cached here, and shapes-CLIP, the offline "
+                     "default, reads only shapes-world prompts (suites with scene specs); pass --clip NAME_OR_PATH.")
+    else:
         notes.append("CLIP score skipped: no CLIP model given (--clip NAME_OR_PATH).")
 
     rows = []
@@ -122,7 +128,7 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
         rows.extend({**base, "metric": metric, "value": value} for metric, value in values.items())
     results = pd.DataFrame(rows, columns=["model", "item", "prompt", "category", "seed", "image", "metric", "value"])
     sets = set_metrics(out, run, items, images, features, reference, notes, reference_seeds, fid_resamples)
-    return Scores(results, sets, notes)
+    return Scores(results, sets, notes, clip_name and metrics.clip_label(clip_name))
 
 
 SET_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "std", "resamples", "n", "n_reference"]

@@ -12,6 +12,7 @@ import gradio as gr
 from ..loading import DEFAULT_MODEL
 from ..registry import ModelRegistry
 from . import benchmark_tab, compare_tab, generate_tab
+from .clip_score import load_clip
 from .context import DemoContext
 
 TABS = [("Generate", generate_tab.build), ("Compare", compare_tab.build), ("Benchmark", benchmark_tab.build)]
@@ -31,11 +32,14 @@ def build_demo(
     concurrency: int = 1,
     max_queue: int = 16,
     reports_dir: str | Path = "reports",
+    clip: str | None = "auto",
 ) -> gr.Blocks:
-    """The whole demo, queued: at most `max_queue` waiting requests and `concurrency` sampling at once."""
-    ctx = DemoContext(registry or ModelRegistry(), model, compare_models or default_compare(model),
+    """The whole demo, queued: at most `max_queue` waiting requests and `concurrency` sampling at once. `clip` scores
+    each picture (`auto`: a cached hub CLIP, else shapes-CLIP; None: no score)."""
+    registry = registry or ModelRegistry()
+    ctx = DemoContext(registry, model, compare_models or default_compare(model),
                       max_images=max_images, max_compare=max_compare, concurrency=concurrency,
-                      reports_dir=Path(reports_dir))
+                      reports_dir=Path(reports_dir), clip=load_clip(clip, registry.device))
     described = ctx.registry.get(model).describe()  # loads the model now, not on the first request
     with gr.Blocks(title="imagen_demo") as demo:
         gr.Markdown(

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from ..bench.report import GRID_FILE, METRIC_TITLES, distance_cell, frame_table, metric_tables
+from ..bench.report import GRID_FILE, METRIC_TITLES, distance_cell, frame_table, metric_tables, metric_title
 from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
 from ..markdown import markdown_table
@@ -50,7 +50,7 @@ def describe_report(folder: Path) -> tuple[str, str | None, list[str], str | Non
     lines = [f"### {folder.name}: suite `{run['suite']}`", "",
              f"{len(run['items'])} prompts × seeds {run['seeds']} × {models}. Cells: mean [95% bootstrap CI].", ""]
     for metric, table in metric_tables(summary, run).items():
-        lines += [f"**{METRIC_TITLES[metric]}**", "", frame_table(table, "category"), ""]
+        lines += [f"**{metric_title(metric, run)}**", "", frame_table(table, "category"), ""]
     distances = summary[~summary["metric"].isin(METRIC_TITLES)]
     if not distances.empty:
         distances = distances.reindex(columns=[*distances.columns.union(["std", "n_reference"], sort=False)])

@@ -1,4 +1,5 @@
-"""The Compare tab: one prompt and seed through several model entries, side by side, each with its time.
+"""The Compare tab: one prompt and seed through several model entries, side by side, each with its time and its
+CLIP score.
 
 Entries are the registry's ``NAME[@key=value,...]``, so "the same weights at 10 steps" and "another
 model" are compared the same way; weights load once per model and are shared with the Generate tab.
@@ -11,6 +12,7 @@ import time
 import gradio as gr
 
 from ..markdown import markdown_table
+from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .understanding import panel
 from .validation import load_entries, prompt_text, seed_value, user_errors
@@ -29,7 +31,8 @@ def build(ctx: DemoContext) -> None:
     )
     button = gr.Button("Compare", variant="primary")
     gallery = gr.Gallery(label="Side by side", format="png", columns=ctx.max_compare, fit_columns=False, height="auto")
-    timings = gr.Markdown(label="Seconds per entry")
+    timings = gr.Markdown(label="Seconds and CLIP score per entry")
+    header = ["entry", "seconds"] + ([f"CLIP score ({ctx.clip.label})"] if ctx.clip else [])
 
     def compare(prompt, seed, models, progress=gr.Progress()):
         text = prompt_text(prompt)
@@ -44,9 +47,10 @@ def build(ctx: DemoContext) -> None:
             with user_errors():
                 image = model.generate([text], [first], progress=report)[0]
             seconds = time.perf_counter() - started
-            shown.append((image, f"{model.name} · {seconds:.1f} s"))
-            rows.append((f"`{model.name}`", f"{seconds:.2f}"))
-            yield shown, markdown_table(["entry", "seconds"], rows)
+            score = shown_scores(ctx.clip, [image], text)[0]
+            shown.append((image, with_score(ctx.clip, f"{model.name} · {seconds:.1f} s", score)))
+            rows.append((f"`{model.name}`", f"{seconds:.2f}", *([score] if ctx.clip else [])))
+            yield shown, markdown_table(header, rows)
 
     button.click(compare, [prompt, seed, models], [gallery, timings], api_name="compare", show_progress_on=gallery,
                  **ctx.event_limits())

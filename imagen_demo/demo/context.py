@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bench.metrics import ClipScorer
 from ..registry import ModelRegistry, parse_model_list
 
 # Every event that samples shares this concurrency group, so tabs never sample at the same time.
@@ -20,6 +21,7 @@ class DemoContext:
     max_compare: int = 4  # entries per Compare request
     concurrency: int = 1  # sampling events that may run at once (1 on a CPU)
     reports_dir: Path = Path("reports")  # the Benchmark tab's report folders live here
+    clip: ClipScorer | None = None  # scores every picture of the Generate and Compare tabs
 
     @property
     def sources(self) -> set[str]:

@@ -1,4 +1,5 @@
-"""The Generate tab: one prompt through the loaded cascade, with live previews and every stage's result.
+"""The Generate tab: one prompt through the loaded cascade, with live previews, every stage's result, and the
+CLIP score under each image.
 
 Each stage of the loaded pipeline gets its own guidance and steps fields, so a 3-stage cascade needs no
 code change. The API endpoint ``/generate`` takes them as ``guidance_1``, ``steps_1``, ``guidance_2``, ...
@@ -15,6 +16,7 @@ from ..loading import DEFAULT_MODEL
 from ..pipeline import ImagenPipeline, ProgressEvent, per_stage
 from ..prompting import english_rewrite
 from ..schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
+from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .streaming import run_streaming
 from .understanding import panel, rewrite_note
@@ -143,7 +145,9 @@ def build(ctx: DemoContext) -> None:
             f"```bash\n{cli_command(ctx.model, english or text, settings)}\n```")
         by_stage = [(images[i], f"image {i + 1} · stage {k + 1} · {sizes[k]} px")
                     for i in range(count) for k, images in enumerate(out.stage_images)]
-        yield [(image, f"seed {s}") for image, s in zip(out.images, out.seeds)], by_stage, note, first
+        scores = shown_scores(ctx.clip, out.images, english or text)
+        yield ([(image, with_score(ctx.clip, f"seed {s}", score)) for image, s, score in zip(out.images, out.seeds, scores)],
+               by_stage, note, first)
 
     gr.on([button.click, prompt.submit], generate,
           [prompt, negative, seed, randomize, num_images, scheduler, noise_aug, thresholding, percentile, rewrite],

@@ -110,6 +110,11 @@ def parse_caption(text: str) -> Spec:
     raise ValueError(f"caption not in the grammar: {text!r}")
 
 
+def english_caption(text: str) -> str:
+    """The English caption of the scene a caption in any language names (deterministic); ValueError off the grammar."""
+    return caption(parse_caption(text), np.random.default_rng(0), "en")
+
+
 def language_of(text: str) -> str:
     """A caption's language: "zh" when it has any CJK character, else "en"."""
     return "zh" if CJK.search(text) else "en"

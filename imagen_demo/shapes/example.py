@@ -33,13 +33,15 @@ def sample_example(
     language: str = "en",
     category: str | None = None,
     plain_background: float = 0.5,
+    spec: Spec | None = None,
 ) -> Example:
-    """Deterministic in `rng`'s state: the same seed gives the same caption and pixels."""
+    """Deterministic in `rng`'s state: the same seed gives the same caption and pixels. With `spec`, a scene and
+    caption of that spec instead of a random one of `split` and `category`."""
     if language == "mixed":
         language = str(rng.choice(list(MIXED_LANGUAGE_ODDS), p=list(MIXED_LANGUAGE_ODDS.values())))
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {(*LANGUAGES, 'mixed')}, got {language!r}")
-    spec = sample_spec(rng, category, split)
+    spec = spec or sample_spec(rng, category, split)
     scene = sample_scene(spec, rng, plain_background=plain_background)
     text = caption(spec, rng, language)
     return Example(spec, scene, text, language, {size: render(scene, size) for size in sizes})

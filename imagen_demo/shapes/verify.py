@@ -55,7 +55,11 @@ class VerifyResult:
 
 def verify(spec: Spec, image: Image.Image | np.ndarray) -> VerifyResult:
     """Check every assertion of `spec` against the objects found in `image` (any resolution)."""
-    objects = detect_objects(image)
+    return check_objects(spec, detect_objects(image))
+
+
+def check_objects(spec: Spec, objects: list[DetectedObject]) -> VerifyResult:
+    """`verify` on objects already detected: many specs against one image detect it once."""
     checks = [check for group in spec.groups for check in _group_checks(group, objects)]
     if len(spec.groups) == 2:
         checks += _binding_checks(spec.groups, objects)
