@@ -367,6 +367,12 @@ def test_eval_log_and_init_from_continue_the_committed_record(tmp_path, tiny_t5_
     assert state["step"] == 8 and state["images_seen"] == 64 and state["train_seconds"] > record["stages"]["1"]["train_seconds"]
     with (tmp_path / "next" / "run" / "stage_1" / "eval.csv").open() as f:
         assert [float(row["step"]) for row in csv.DictReader(f)] == [3, 6]  # the committed curve, continued
+    # A stage not retrained on this machine: zero minutes put the committed weights and record in final/
+    kept = StageTrainer(again, 2, show_progress=False, init_from=tmp_path / "model").run(max_minutes=0)
+    torch.testing.assert_close(weights(kept / "unet"), weights(tmp_path / "model" / "unet_2"))
+    assert json.loads((kept / "state.json").read_text())["images_seen"] == record["stages"]["2"]["images_seen"]
+    assemble(again)
+    assert json.loads((tmp_path / "next" / "model" / "training.json").read_text())["stages"]["2"] == record["stages"]["2"]
     (tmp_path / "sr").mkdir()
     with pytest.raises(ValueError, match="super-resolution stages have no held-out eval"):
         load_recipe(write_recipe(tmp_path / "sr", tiny_t5_dir, sr="eval_every = 2"))
