@@ -19,6 +19,13 @@ def tiny_encoder(tiny_t5_dir):
 
 
 @pytest.fixture
+def own_encoder(tiny_t5_dir):
+    """The tiny encoder with its own embedding cache: a prompt encoded alone can differ in the last bits from the same
+    prompt encoded in a batch, and tests sharing `tiny_encoder` compare pipelines bit for bit."""
+    return TextEncoder.from_pretrained(tiny_t5_dir, max_length=16)
+
+
+@pytest.fixture
 def tiny_pipe(tiny_encoder):
     return build_tiny_pipeline(tiny_encoder)
 

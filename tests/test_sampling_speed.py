@@ -6,11 +6,11 @@ from benchmarks import imagen_pytorch_baseline, sampling_speed
 from tiny import build_tiny_pipeline
 
 
-def test_the_speed_table_has_every_row_and_positive_speedups(tiny_encoder):
+def test_the_speed_table_has_every_row_and_positive_speedups(own_encoder):
     assert imagen_pytorch_baseline.unet_class() is not None, "imagen-pytorch is missing: bash scripts/install"
 
     def load():
-        pipe = build_tiny_pipeline(tiny_encoder)
+        pipe = build_tiny_pipeline(own_encoder)
         pipe.defaults.update(num_inference_steps=1, guidance_scale=[3.0, 1.0])  # a guided base, an unguided SR
         return pipe
 

@@ -15,11 +15,11 @@ def _images(pipe) -> torch.Tensor:
     return pipe(PROMPT, seed=0, output_type="pt").images
 
 
-def test_channels_last_and_compiled_sampling_give_the_eager_images(tiny_encoder):
-    eager = build_tiny_pipeline(tiny_encoder).to(memory_format=torch.contiguous_format)
-    channels_last = build_tiny_pipeline(tiny_encoder).to(memory_format=torch.channels_last)
+def test_channels_last_and_compiled_sampling_give_the_eager_images(own_encoder):
+    eager = build_tiny_pipeline(own_encoder).to(memory_format=torch.contiguous_format)
+    channels_last = build_tiny_pipeline(own_encoder).to(memory_format=torch.channels_last)
     started = time.perf_counter()
-    compiled = build_tiny_pipeline(tiny_encoder).to(memory_format=torch.channels_last).compile()
+    compiled = build_tiny_pipeline(own_encoder).to(memory_format=torch.channels_last).compile()
     print(f"compiling the tiny cascade with its warm-up took {time.perf_counter() - started:.0f} s")
     assert channels_last.stages[1].unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert not eager.stages[1].unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
@@ -41,3 +41,22 @@ def test_a_compiling_registry_compiles_each_cascade_once_on_load(tiny_pipe_dir, 
     model = registry.get(str(tiny_pipe_dir))
     registry.get(f"{tiny_pipe_dir}@steps=2")
     assert compiled == [model.pipeline]
+
+
+def test_app_compiles_with_the_flag_or_the_environment_variable(monkeypatch, capsys):
+    import app
+
+    made = []
+
+    def build_demo(model, registry, **kwargs):  # records the registry's switch, then stops the start
+        made.append(registry.compile)
+        raise ValueError("stopped before loading")
+
+    monkeypatch.setattr("imagen_demo.demo.build_demo", build_demo)
+    monkeypatch.delenv("IMAGEN_COMPILE", raising=False)
+    assert app.main(["--compile"]) == 2
+    assert app.main([]) == 2
+    monkeypatch.setenv("IMAGEN_COMPILE", "1")
+    assert app.main([]) == 2
+    assert made == [True, False, True]
+    assert capsys.readouterr().err.count("error: stopped before loading") == 3
