@@ -55,8 +55,12 @@ def denoising_accuracy(stage: Stage, text_encoder: TextEncoder, timesteps: list[
         checks = [c for r in results for c in r.checks]
         rows.append({"t": t, "snr": float(a / (1 - a)), "pass": float(np.mean([r.passed for r in results])),
                      "mse": float(((predicted - x0) ** 2).mean()),
-                     **{k: float(np.mean([c.passed for c in checks if c.kind == k])) for k in CHECKS}})
+                     **{k: _rate([c.passed for c in checks if c.kind == k]) for k in CHECKS}})
     return rows
+
+
+def _rate(passed: list[bool]) -> float:
+    return float(np.mean(passed)) if passed else float("nan")  # nan: no check of that kind among the examples
 
 
 def main(argv: list[str] | None = None) -> None:
