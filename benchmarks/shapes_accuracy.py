@@ -2,7 +2,8 @@
 
 Every prompt of `test_suite(n, seed)` is sampled once at the model's default settings; the base (64x64)
 image and the final (256x256) image are both checked with `imagen_demo.shapes.verify`, and the wall-clock
-time of each full-cascade call (one image) is recorded. Usage::
+time of each full-cascade call (one image) is recorded. Each accuracy comes with its 95% percentile-bootstrap
+interval over the prompts (at 20 prompts per category a category's interval is about +-0.2 wide). Usage::
 
     python -m benchmarks.shapes_accuracy                        # the shipped default model
     python -m benchmarks.shapes_accuracy --model PATH --n-per-category 20 --out accuracy.json
@@ -20,13 +21,14 @@ import PIL.Image
 import torch
 
 from imagen_demo import ImagenPipeline
+from imagen_demo.bench.metrics import bootstrap_ci
 from imagen_demo.loading import DEFAULT_MODEL
 from imagen_demo.markdown import markdown_table
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 
 
 def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True) -> dict:
-    """{'rows': per-prompt results, 'accuracy': {stage: {category: mean}}, 'seconds_per_image': median}."""
+    """{'rows': per-prompt results, 'accuracy', 'interval' (`summarise`), 'seconds_per_image': median, 'images'}."""
     from tqdm.auto import tqdm
 
     results, seconds, images = [], [], []
@@ -38,11 +40,19 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
         passed = {f"stage_{s + 1}": verify(spec, images[0]).passed for s, images in enumerate(out.stage_images)}
         results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i, **passed})
         images.append(out.stage_images[-1][0])
-    accuracy = {}
-    for stage in (k for k in results[0] if k.startswith("stage_")):
-        per_category = {c: float(np.mean([r[stage] for r in results if r["category"] == c])) for c in CATEGORIES}
-        accuracy[stage] = {**per_category, "overall": float(np.mean([r[stage] for r in results]))}
-    return {"rows": results, "accuracy": accuracy, "seconds_per_image": statistics.median(seconds), "images": images}
+    return {"rows": results, **summarise(results), "seconds_per_image": statistics.median(seconds), "images": images}
+
+
+def summarise(rows: list[dict]) -> dict:
+    """{'accuracy': {stage: {category: mean}}, 'interval': {stage: {category: [low, high]}}} of per-prompt results."""
+    accuracy, interval = {}, {}
+    for stage in (k for k in rows[0] if k.startswith("stage_")):
+        passed = {c: [r[stage] for r in rows if r["category"] == c] for c in CATEGORIES}
+        passed["overall"] = [r[stage] for r in rows]
+        stats = {group: bootstrap_ci(values) for group, values in passed.items()}
+        accuracy[stage] = {group: mean for group, (mean, _, _) in stats.items()}
+        interval[stage] = {group: [low, high] for group, (_, low, high) in stats.items()}
+    return {"accuracy": accuracy, "interval": interval}
 
 
 def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Image.Image:
@@ -64,10 +74,15 @@ def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Ima
 
 
 def accuracy_table(report: dict, sizes: list[int]) -> str:
+    """Accuracy per category and stage, each as "mean [95% interval]"."""
     stages = list(report["accuracy"])
     header = ["category", *(f"stage {i + 1} ({size}×{size})" for i, size in enumerate(sizes))]
-    return markdown_table(header, ([category, *(f"{report['accuracy'][s][category]:.2f}" for s in stages)]
-                                   for category in [*CATEGORIES, "overall"]))
+
+    def cell(stage: str, group: str) -> str:
+        low, high = report["interval"][stage][group]
+        return f"{report['accuracy'][stage][group]:.2f} [{low:.2f}, {high:.2f}]"
+
+    return markdown_table(header, ([category, *(cell(s, category) for s in stages)] for category in [*CATEGORIES, "overall"]))
 
 
 def main(argv=None) -> None:

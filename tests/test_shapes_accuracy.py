@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.shapes_accuracy import accuracy_table, evaluate, sample_grid
+from benchmarks.shapes_accuracy import accuracy_table, evaluate, sample_grid, summarise
 from imagen_demo.shapes import CATEGORIES, parse_caption, render, sample_scene, test_suite
 
 
@@ -25,10 +25,21 @@ def test_a_perfect_model_scores_one_in_every_category():
         assert report["accuracy"][stage] == {**{c: 1.0 for c in CATEGORIES}, "overall": 1.0}
     assert len(report["rows"]) == 2 * len(CATEGORIES) and report["seconds_per_image"] > 0
     table = accuracy_table(report, [64, 256])
-    assert "| overall | 1.00 | 1.00 |" in table and all(c in table for c in CATEGORIES)
+    assert "| overall | 1.00 [1.00, 1.00] | 1.00 [1.00, 1.00] |" in table and all(c in table for c in CATEGORIES)
     grid = sample_grid(report, per_category=2, side=64)
     assert grid.size == (128, len(CATEGORIES) * (64 + 28))
     assert np.asarray(grid)[:64, :64].std() > 0  # the first category's first image, pasted
+
+
+def test_each_accuracy_comes_with_its_bootstrap_interval():
+    report = evaluate(TruthfulPipe(), test_suite(4, seed=1), progress=False)
+    report["rows"][0]["stage_1"] = False  # one miss among 4 prompts of the first category
+    first = report["rows"][0]["category"]
+    report = {**report, **summarise(report["rows"])}
+    mean, (low, high) = report["accuracy"]["stage_1"][first], report["interval"]["stage_1"][first]
+    assert mean == 0.75 and low < 0.75 <= high == 1.0
+    assert report["interval"]["stage_2"][first] == [1.0, 1.0]
+    assert f"| {first} | 0.75 [{low:.2f}, 1.00] | 1.00 [1.00, 1.00] |" in accuracy_table(report, [64, 256])
 
 
 def test_a_random_model_fails_the_verifier(tiny_pipe):
