@@ -55,8 +55,12 @@ def summarise(rows: list[dict]) -> dict:
     return {"accuracy": accuracy, "interval": interval}
 
 
+PASS_COLOUR, FAIL_COLOUR = (0, 160, 0), (220, 0, 0)  # the frame around each picture in the sample grid
+
+
 def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Image.Image:
-    """Final images, one row per category (its first prompts), each captioned with its prompt and ✓/✗."""
+    """Final images, one row per category (its first prompts), each captioned with its prompt and framed in green
+    (every check passed) or red (PIL's default font has no check-mark glyph)."""
     from PIL import ImageDraw
 
     cell = side + 28
@@ -67,8 +71,9 @@ def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Ima
         for c, i in enumerate(picks):
             row, last = report["rows"][i], list(report["accuracy"])[-1]
             grid.paste(report["images"][i].resize((side, side)), (c * side, r * cell))
-            mark = "✓" if row[last] else "✗"
-            draw.text((c * side + 2, r * cell + side + 1), f"{mark} {row['prompt'][:24]}", fill="black")
+            frame = PASS_COLOUR if row[last] else FAIL_COLOUR
+            draw.rectangle((c * side, r * cell, (c + 1) * side - 1, r * cell + side - 1), outline=frame, width=3)
+            draw.text((c * side + 2, r * cell + side + 1), row["prompt"][:24], fill="black")
             draw.text((c * side + 2, r * cell + side + 13), row["prompt"][24:48], fill="black")
     return grid
 

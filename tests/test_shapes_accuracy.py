@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.shapes_accuracy import accuracy_table, evaluate, sample_grid, summarise
+from benchmarks.shapes_accuracy import FAIL_COLOUR, PASS_COLOUR, accuracy_table, evaluate, sample_grid, summarise
 from imagen_demo.shapes import CATEGORIES, parse_caption, render, sample_scene, test_suite
 
 
@@ -29,6 +29,9 @@ def test_a_perfect_model_scores_one_in_every_category():
     grid = sample_grid(report, per_category=2, side=64)
     assert grid.size == (128, len(CATEGORIES) * (64 + 28))
     assert np.asarray(grid)[:64, :64].std() > 0  # the first category's first image, pasted
+    assert tuple(np.asarray(grid)[1, 30]) == PASS_COLOUR  # framed as passed
+    report["rows"][0]["stage_2"] = False
+    assert tuple(np.asarray(sample_grid(report, per_category=2, side=64))[1, 30]) == FAIL_COLOUR
 
 
 def test_each_accuracy_comes_with_its_bootstrap_interval():
