@@ -414,7 +414,7 @@ class ImagenPipeline:
         noise_aug_level: float | None = None,
         thresholding: str = "dynamic",
         dynamic_thresholding_percentile: float = 0.995,
-        image: PIL.Image.Image | torch.Tensor | None = None,
+        image: PIL.Image.Image | list[PIL.Image.Image] | torch.Tensor | None = None,
         output_type: str = "pil",
         callback: Callable[[ProgressEvent], None] | None = None,
         preview_every: int = 0,
@@ -425,9 +425,9 @@ class ImagenPipeline:
 
         Per-stage settings (guidance_scale, num_inference_steps, scheduler) take one value for every
         stage or a list with one per stage; left out, the model's saved defaults apply. `seed` is the
-        first image's seed (later images count up) or one seed per image. `image` skips the stages
-        below its size and super-resolves it. `callback` gets a ProgressEvent after every step, with a
-        preview of the predicted clean image every `preview_every` steps (0 = never). `rewrite_prompts`: a
+        first image's seed (later images count up) or one seed per image. `image` (PIL images or a [0, 1]
+        tensor) skips the stages below its size and super-resolves it. `callback` gets a ProgressEvent after
+        every step, with a preview of the predicted clean image every `preview_every` steps (0 = never). `rewrite_prompts`: a
         Chinese prompt the text encoder cannot read becomes its English shapes-world caption (see `prompting`).
         """
         prompts = self._check_prompts(prompt)

@@ -163,8 +163,7 @@ class ImagenModel(TextToImageModel):
     def super_resolve(self, prompts: list[str], low_res: list[PIL.Image.Image], seeds: list[int], **settings):
         """Run the cascade from `low_res` (the base stage's size) up: the SR stages alone, for PSNR/SSIM."""
         self._check(prompts, seeds)
-        tensor = torch.cat([self.pipeline.image_processor.preprocess(image) for image in low_res])
-        out = self.pipeline(list(prompts), seed=[int(s) for s in seeds], image=tensor, **{**self.settings, **settings})
+        out = self.pipeline(list(prompts), seed=[int(s) for s in seeds], image=list(low_res), **{**self.settings, **settings})
         return out.images
 
 
