@@ -427,8 +427,9 @@ class ImagenPipeline:
         stage or a list with one per stage; left out, the model's saved defaults apply. `seed` is the
         first image's seed (later images count up) or one seed per image. `image` (PIL images or a [0, 1]
         tensor) skips the stages below its size and super-resolves it. `callback` gets a ProgressEvent after
-        every step, with a preview of the predicted clean image every `preview_every` steps (0 = never). `rewrite_prompts`: a
-        Chinese prompt the text encoder cannot read becomes its English shapes-world caption (see `prompting`).
+        every step, with a preview of the predicted clean image every `preview_every` steps (0 = never).
+        `rewrite_prompts`: a Chinese prompt the text encoder cannot read becomes its English shapes-world caption
+        (see `prompting`).
         """
         prompts = self._check_prompts(prompt)
         if rewrite_prompts:
