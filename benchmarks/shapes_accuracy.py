@@ -28,7 +28,8 @@ from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 
 
 def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True) -> dict:
-    """{'rows': per-prompt results, 'accuracy', 'interval' (`summarise`), 'seconds_per_image': median, 'images'}."""
+    """{'rows': per-prompt results with the checks each stage failed, 'accuracy', 'interval' (`summarise`),
+    'disagreements' (`stage_disagreements`), 'seconds_per_image': median, 'images'}."""
     from tqdm.auto import tqdm
 
     results, seconds, images = [], [], []
@@ -37,10 +38,25 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
         start = time.perf_counter()
         out = pipe(row["prompt"], seed=seed + i, return_intermediates=True)
         seconds.append(time.perf_counter() - start)
-        passed = {f"stage_{s + 1}": verify(spec, images[0]).passed for s, images in enumerate(out.stage_images)}
-        results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i, **passed})
+        verdicts = {f"stage_{s + 1}": verify(spec, images[0]) for s, images in enumerate(out.stage_images)}
+        failed = {stage: [f"{c.name}: {c.detail}" for c in v.checks if not c.passed] for stage, v in verdicts.items()}
+        results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i,
+                        **{stage: v.passed for stage, v in verdicts.items()}, "failed_checks": failed})
         images.append(out.stage_images[-1][0])
-    return {"rows": results, **summarise(results), "seconds_per_image": statistics.median(seconds), "images": images}
+    return {"rows": results, **summarise(results), "disagreements": stage_disagreements(results),
+            "seconds_per_image": statistics.median(seconds), "images": images}
+
+
+def stage_disagreements(rows: list[dict]) -> dict:
+    """{'lost': prompts the first stage passed and the last failed, with the checks the last failed;
+    'gained': the converse}. What the super-resolution stage changes, one prompt at a time."""
+    stages = [k for k in rows[0] if k.startswith("stage_")]
+    first, last = stages[0], stages[-1]
+    return {
+        "lost": [{"prompt": r["prompt"], "category": r["category"], "failed": r["failed_checks"][last]}
+                 for r in rows if r[first] and not r[last]],
+        "gained": [{"prompt": r["prompt"], "category": r["category"]} for r in rows if r[last] and not r[first]],
+    }
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -107,6 +123,10 @@ def main(argv=None) -> None:
     print(accuracy_table(report, [stage.size for stage in pipe.stages]))
     print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
           f"{report['seconds_per_image']:.2f}")
+    lost, gained = report["disagreements"]["lost"], report["disagreements"]["gained"]
+    print(f"the last stage lost {len(lost)} prompts the first passed and gained {len(gained)}")
+    for row in lost:
+        print(f"  lost [{row['category']}] {row['prompt']!r}: {'; '.join(row['failed'])}")
     if args.grid:
         sample_grid(report).save(args.grid)
     if args.out:

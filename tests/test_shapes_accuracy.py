@@ -5,8 +5,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+from PIL import Image
 
-from benchmarks.shapes_accuracy import FAIL_COLOUR, PASS_COLOUR, accuracy_table, evaluate, sample_grid, summarise
+from benchmarks.shapes_accuracy import (
+    FAIL_COLOUR, PASS_COLOUR, accuracy_table, evaluate, sample_grid, stage_disagreements, summarise,
+)
 from imagen_demo.shapes import CATEGORIES, parse_caption, render, sample_scene, test_suite
 
 
@@ -43,6 +46,26 @@ def test_each_accuracy_comes_with_its_bootstrap_interval():
     assert mean == 0.75 and low < 0.75 <= high == 1.0
     assert report["interval"]["stage_2"][first] == [1.0, 1.0]
     assert f"| {first} | 0.75 [{low:.2f}, 1.00] | 1.00 [1.00, 1.00] |" in accuracy_table(report, [64, 256])
+
+
+class BlankUpscalerPipe(TruthfulPipe):
+    """A true base image followed by a super-resolution stage that paints everything white."""
+
+    def __call__(self, prompt, seed, return_intermediates):
+        out = super().__call__(prompt, seed, return_intermediates)
+        out.stage_images[-1] = [Image.new("RGB", (256, 256), "white")]
+        return out
+
+
+def test_the_prompts_the_last_stage_loses_are_listed_with_the_checks_it_failed():
+    report = evaluate(BlankUpscalerPipe(), test_suite(1, seed=1), progress=False)
+    lost, gained = report["disagreements"]["lost"], report["disagreements"]["gained"]
+    assert len(lost) == len(CATEGORIES) and gained == []
+    assert all(row["failed"] and all(":" in check for check in row["failed"]) for row in lost)
+    assert all(row["failed_checks"]["stage_1"] == [] for row in report["rows"])
+    swapped = [{**row, "stage_1": row["stage_2"], "stage_2": row["stage_1"]} for row in report["rows"]]
+    assert stage_disagreements(swapped) == {"lost": [], "gained": [{"prompt": r["prompt"], "category": r["category"]}
+                                                                   for r in report["rows"]]}
 
 
 def test_a_random_model_fails_the_verifier(tiny_pipe):
