@@ -45,7 +45,7 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
         results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i,
                         **{stage: v.passed for stage, v in verdicts.items()}, "failed_checks": failed,
                         "bicubic_first_stage": upsampled})
-        images.append(out.stage_images[-1][0])
+        images.append(last)
     return {"rows": results, **summarise(results), "disagreements": stage_disagreements(results),
             "seconds_per_image": statistics.median(seconds), "images": images}
 

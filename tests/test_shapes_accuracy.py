@@ -64,9 +64,9 @@ def test_the_prompts_the_last_stage_loses_are_listed_with_the_checks_it_failed()
     assert all(row["failed"] and all(":" in check for check in row["failed"]) for row in lost)
     assert all(row["failed_checks"]["stage_1"] == [] for row in report["rows"])
     assert all(row["bicubic_passes"] for row in lost)  # the true 64 px render, upsampled, still passes
-    swapped = [{**row, "stage_1": row["stage_2"], "stage_2": row["stage_1"]} for row in report["rows"]]
     assert stage_disagreements([{**row, "bicubic_first_stage": False} for row in report["rows"]])["lost"][0][
         "bicubic_passes"] is False
+    swapped = [{**row, "stage_1": row["stage_2"], "stage_2": row["stage_1"]} for row in report["rows"]]
     assert stage_disagreements(swapped) == {"lost": [], "gained": [{"prompt": r["prompt"], "category": r["category"]}
                                                                    for r in report["rows"]]}
 
