@@ -1,12 +1,13 @@
 """Shapes-verifier accuracy on the held-out test split, per category, for the base stage and the full cascade.
 
-Every prompt of `test_suite(n, seed)` is sampled once at the model's default settings; the base (64x64)
-image and the final (256x256) image are both checked with `imagen_demo.shapes.verify`, and the wall-clock
-time of each full-cascade call (one image) is recorded. Each accuracy comes with its 95% percentile-bootstrap
+Every prompt of `test_suite(n, seed)` is sampled once at the model's default settings (or those after `@`);
+the base (64x64) image and the final (256x256) image are both checked with `imagen_demo.shapes.verify`, and
+the wall-clock time of each full-cascade call (one image) is recorded. Each accuracy comes with its 95% percentile-bootstrap
 interval over the prompts (at 20 prompts per category a category's interval is about +-0.2 wide). Usage::
 
     python -m benchmarks.shapes_accuracy                        # the shipped default model
     python -m benchmarks.shapes_accuracy --model PATH --n-per-category 20 --out accuracy.json
+    python -m benchmarks.shapes_accuracy --model default@guidance=7/1   # other sampling settings, same prompts
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ from imagen_demo import ImagenPipeline
 from imagen_demo.bench.metrics import bootstrap_ci
 from imagen_demo.loading import DEFAULT_MODEL
 from imagen_demo.markdown import markdown_table
+from imagen_demo.registry import IMAGEN_SETTINGS, ModelSpec
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 
 
-def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True) -> dict:
+def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True,
+             settings: dict | None = None) -> dict:
     """{'rows': per-prompt results with the checks each stage failed, 'accuracy', 'interval' (`summarise`),
-    'disagreements' (`stage_disagreements`), 'seconds_per_image': median, 'images'}."""
+    'disagreements' (`stage_disagreements`), 'seconds_per_image': median, 'images'}. `settings` are pipeline
+    keywords (e.g. ``{"guidance_scale": [7.0, 1.0]}``) in place of the model's defaults."""
     from tqdm.auto import tqdm
 
     results, seconds, images = [], [], []
     for i, row in enumerate(tqdm(rows, desc="shapes-test", disable=not progress)):
         spec = Spec.from_dict(row["spec"])
         start = time.perf_counter()
-        out = pipe(row["prompt"], seed=seed + i, return_intermediates=True)
+        out = pipe(row["prompt"], seed=seed + i, return_intermediates=True, **(settings or {}))
         seconds.append(time.perf_counter() - start)
         verdicts = {f"stage_{s + 1}": verify(spec, images[0]) for s, images in enumerate(out.stage_images)}
         failed = {stage: [f"{c.name}: {c.detail}" for c in v.checks if not c.passed] for stage, v in verdicts.items()}
@@ -113,18 +117,21 @@ def accuracy_table(report: dict, sizes: list[int]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="NAME[@settings] as in `python -m benchmarks run`, e.g. default@guidance=7/1")
     parser.add_argument("--n-per-category", type=int, default=10)
     parser.add_argument("--suite-seed", type=int, default=0, help="which held-out prompts")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed of the first prompt")
     parser.add_argument("--out", default=None, help="also write the full report as JSON")
     parser.add_argument("--grid", default=None, help="also save a grid of final images, one row per category (PNG)")
     args = parser.parse_args(argv)
-    pipe = ImagenPipeline.from_pretrained(args.model)
+    spec = ModelSpec.parse(args.model)
+    settings = spec.typed_settings(IMAGEN_SETTINGS)
+    pipe = ImagenPipeline.from_pretrained(spec.source)
     rows = test_suite(args.n_per_category, seed=args.suite_seed)
-    report = evaluate(pipe, rows, seed=args.seed)
+    report = evaluate(pipe, rows, seed=args.seed, settings=settings)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model {args.model}; "
-          f"{len(rows)} held-out prompts; defaults {pipe.defaults}")
+          f"{len(rows)} held-out prompts; defaults {pipe.defaults}; overridden {settings or 'none'}")
     print(accuracy_table(report, [stage.size for stage in pipe.stages]))
     print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
           f"{report['seconds_per_image']:.2f}")

@@ -74,3 +74,21 @@ def test_the_prompts_the_last_stage_loses_are_listed_with_the_checks_it_failed()
 def test_a_random_model_fails_the_verifier(tiny_pipe):
     report = evaluate(tiny_pipe, test_suite(1, seed=0), progress=False)
     assert report["accuracy"]["stage_2"]["overall"] < 0.5
+
+
+def test_settings_after_the_at_sign_reach_every_pipeline_call(tiny_pipe_dir, capsys, monkeypatch):
+    from benchmarks import shapes_accuracy
+    from imagen_demo import ImagenPipeline
+
+    calls = []
+    original = ImagenPipeline.__call__
+
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ImagenPipeline, "__call__", recording)
+    shapes_accuracy.main(["--model", f"{tiny_pipe_dir}@guidance=3/1,steps=2", "--n-per-category", "1"])
+    assert len(calls) == len(CATEGORIES)
+    assert all(c["guidance_scale"] == [3.0, 1.0] and c["num_inference_steps"] == 2 for c in calls)
+    assert "overridden {'guidance_scale': [3.0, 1.0], 'num_inference_steps': 2}" in capsys.readouterr().out
