@@ -67,3 +67,14 @@ def test_the_floor_fails_an_untrained_checkpoint():
     config = load_stage("default", 1).unet.config
     torch.manual_seed(0)
     assert _checks_passed(randomize_zero_inits(EfficientUNet.from_config(config)).eval()) < FLOOR
+
+
+def test_shipped_sampling_defaults_are_the_recipes():
+    """Defaults are chosen in the recipe (README: how the default guidance was chosen) and saved with the model."""
+    from pathlib import Path
+
+    from imagen_demo.training.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "shapes-default.toml")
+    assert ImagenPipeline.from_pretrained("default").defaults == recipe.defaults
+    assert recipe.defaults["guidance_scale"] == [3.0, 1.0]
