@@ -2,8 +2,9 @@
 
 Every prompt of `test_suite(n, seed)` is sampled once at the model's default settings (or those after `@`);
 the base (64x64) image and the final (256x256) image are both checked with `imagen_demo.shapes.verify`, and
-the wall-clock time of each full-cascade call (one image) is recorded. Each accuracy comes with its 95% percentile-bootstrap
-interval over the prompts (at 20 prompts per category a category's interval is about +-0.2 wide). Usage::
+the wall-clock time of each full-cascade call (one image) is recorded. Each accuracy comes with its 95%
+percentile-bootstrap interval over the prompts (at 20 prompts per category a category's interval is about
++-0.2 wide). Usage::
 
     python -m benchmarks.shapes_accuracy                        # the shipped default model
     python -m benchmarks.shapes_accuracy --model PATH --n-per-category 20 --out accuracy.json
