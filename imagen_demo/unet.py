@@ -94,6 +94,26 @@ class AttentionPool(nn.Module):
         return self.attention(self.query.expand(tokens.shape[0], -1, -1), tokens, mask)[:, 0]
 
 
+def grid_coordinates(height: int, width: int, device=None) -> torch.Tensor:
+    """(1, 2, height, width): each cell's centre, x then y, in [-1, 1] (CoordConv, Liu et al. 2018)."""
+    ys = (torch.arange(height, device=device) + 0.5) / height * 2 - 1
+    xs = (torch.arange(width, device=device) + 0.5) / width * 2 - 1
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([x, y])[None]
+
+
+POSITION_FREQUENCIES = 5  # pi, 2 pi, ..., 16 pi across the image: down to about two cells of a 32 x 32 grid
+
+
+def sinusoidal_positions_2d(height: int, width: int, device=None) -> torch.Tensor:
+    """(height * width, 4 * POSITION_FREQUENCIES) fixed sin/cos features of each cell's x and y, row-major like the
+    tokens of a flattened feature map. Defined for any grid, so they need no learned table per resolution."""
+    frequencies = math.pi * 2.0 ** torch.arange(POSITION_FREQUENCIES, device=device, dtype=torch.float32)
+    x, y = grid_coordinates(height, width, device)[0].flatten(1)  # (h * w,) each
+    angles = torch.cat([x[:, None] * frequencies, y[:, None] * frequencies], dim=1)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
 def masked_mean(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     weights = mask.to(tokens.dtype).unsqueeze(-1)
     return (tokens * weights).sum(1) / weights.sum(1).clamp(min=1)
@@ -140,9 +160,16 @@ class ResBlock(nn.Module):
 class SpatialAttention(nn.Module):
     """Self-attention over pixels and/or cross-attention from pixels to text tokens, pre-norm, residual."""
 
-    def __init__(self, channels: int, text_dim: int, head_dim: int, groups: int, self_attention: bool, cross_attention: bool):
+    def __init__(self, channels: int, text_dim: int, head_dim: int, groups: int, self_attention: bool, cross_attention: bool,
+                 positions: bool = False):
         super().__init__()
         self.norm = nn.GroupNorm(_groups(channels, groups), channels)
+        # Where each pixel is, added to the attention's input: a convolution knows its place only through zero
+        # padding, so without this a query at the top looks like one at the bottom and "at the top" has nothing to
+        # match. Zero-initialised, so a grown model starts out computing what it computed before.
+        self.positions = nn.Linear(4 * POSITION_FREQUENCIES, channels, bias=False) if positions else None
+        if positions:
+            nn.init.zeros_(self.positions.weight)
         self.self_attention = Attention(channels, channels, head_dim) if self_attention else None
         self.cross_norm = nn.LayerNorm(channels) if cross_attention else None
         self.cross_attention = Attention(channels, text_dim, head_dim) if cross_attention else None
@@ -150,6 +177,8 @@ class SpatialAttention(nn.Module):
     def forward(self, x: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         tokens = self.norm(x).flatten(2).transpose(1, 2)
+        if self.positions is not None:
+            tokens = tokens + self.positions(sinusoidal_positions_2d(h, w, x.device).to(tokens.dtype))
         out = tokens
         if self.self_attention is not None:
             out = out + self.self_attention(tokens, tokens)
@@ -161,13 +190,15 @@ class SpatialAttention(nn.Module):
 class Level(nn.Module):
     """Residual blocks then optional attention: the body shared by a DBlock and a UBlock."""
 
-    def __init__(self, in_channels, channels, layers, emb_dim, text_dim, head_dim, groups, dropout, self_attn, cross_attn):
+    def __init__(self, in_channels, channels, layers, emb_dim, text_dim, head_dim, groups, dropout, self_attn, cross_attn,
+                 positions=False):
         super().__init__()
         self.resblocks = nn.ModuleList(
             ResBlock(in_channels if i == 0 else channels, channels, emb_dim, groups, dropout) for i in range(layers)
         )
         self.attention = (
-            SpatialAttention(channels, text_dim, head_dim, groups, self_attn, cross_attn) if self_attn or cross_attn else None
+            SpatialAttention(channels, text_dim, head_dim, groups, self_attn, cross_attn, positions)
+            if self_attn or cross_attn else None
         )
 
     def forward(self, x, emb, text, text_mask):
@@ -202,6 +233,8 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         patch_size: int = 1,
         text_adapter_layers: int = 0,
         max_text_tokens: int = 256,
+        coordinate_input: bool = False,
+        attention_positions: bool = False,
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -228,7 +261,12 @@ class EfficientUNet(ModelMixin, ConfigMixin):
 
         inputs = in_channels * (2 if low_res_conditioning else 1)
         self.conv_in = nn.Conv2d(inputs * patch_size**2, ch0, 3, padding=1)
-        level_args = dict(emb_dim=emb_dim, text_dim=text_embed_dim, head_dim=attention_head_dim, groups=groups, dropout=dropout)
+        # Each cell's (x, y) into the first layer's output, zero-initialised like the attention positions below.
+        self.coordinate_in = nn.Conv2d(2, ch0, 3, padding=1, bias=False) if coordinate_input else None
+        if coordinate_input:
+            nn.init.zeros_(self.coordinate_in.weight)
+        level_args = dict(emb_dim=emb_dim, text_dim=text_embed_dim, head_dim=attention_head_dim, groups=groups, dropout=dropout,
+                          positions=attention_positions)
         self.downsamplers = nn.ModuleList(
             nn.Conv2d(block_out_channels[i - 1], ch, 3, stride=2, padding=1) if i else nn.Identity()
             for i, ch in enumerate(block_out_channels)
@@ -317,6 +355,8 @@ class EfficientUNet(ModelMixin, ConfigMixin):
 
         x = sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1)
         x = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))
+        if self.coordinate_in is not None:
+            x = x + self.coordinate_in(grid_coordinates(*x.shape[-2:], x.device).to(x.dtype))
         skips = []
         for downsample, level in zip(self.downsamplers, self.down_levels):
             x = level(downsample(x), emb, text, mask)

@@ -126,7 +126,35 @@ def _relation_check(spec: Spec, objects: list[DetectedObject]) -> Check:
     name = f"{_describe(spec.groups[0])} {spec.relation} {_describe(spec.groups[1])}"
     if not a or not b:
         return Check(name, "relation", False, "an object is missing")
+    along, across = _relation_offsets(spec.relation, a, b)
+    return Check(name, "relation", _relation_holds(along, across), f"offset along {along:.2f}, across {across:.2f}")
+
+
+def _relation_offsets(relation: str, a: list[DetectedObject], b: list[DetectedObject]) -> tuple[float, float]:
     centre = lambda found: (np.mean([o.x for o in found]), np.mean([o.y for o in found]))  # noqa: E731
-    along, across = relation_offsets(spec.relation, centre(a), centre(b))
-    ok = bool(along > RELATION_MIN_ALONG and across < along)  # a Python bool, so to_dict() is JSON
-    return Check(name, "relation", ok, f"offset along {along:.2f}, across {across:.2f}")
+    return relation_offsets(relation, centre(a), centre(b))
+
+
+def _relation_holds(along: float, across: float) -> bool:
+    return bool(along > RELATION_MIN_ALONG and across < along)  # a Python bool, so to_dict() is JSON
+
+
+def layout_holds(spec: Spec, objects: list[DetectedObject]) -> bool | None:
+    """Is the place the spec asks for right, whatever the shapes? None when it names no place.
+
+    Objects are told apart by colour alone (by shape where both groups share a colour), so this reads "where"
+    before a model draws shapes well enough for the `position` and `relation` checks, which need the right shape
+    too: the early signal of an A/B on positions, never a replacement for `verify`.
+    """
+    def named(group: ObjectGroup, other: ObjectGroup | None) -> list[DetectedObject]:
+        by_shape = other is not None and other.colour == group.colour
+        return [o for o in objects if (o.shape == group.shape if by_shape else o.colour == group.colour)]
+
+    if spec.relation:
+        a, b = named(*spec.groups), named(*reversed(spec.groups))
+        return bool(a and b) and _relation_holds(*_relation_offsets(spec.relation, a, b))
+    group = spec.groups[0]
+    if group.position is None:
+        return None
+    found = named(group, None)
+    return len(found) == 1 and _in_region(group.position, found[0])

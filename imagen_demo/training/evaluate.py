@@ -19,16 +19,19 @@ PROXY_SUITE_SEED = 1  # the benchmark uses seed 0
 
 
 def held_out_accuracy(stage: Stage, text_encoder: TextEncoder, per_category: int = 8, steps: int = 20,
-                      guidance: float = 5.0, seed: int = 0, batch_size: int = 64) -> dict[str, float]:
+                      guidance: float = 5.0, seed: int = 0, batch_size: int = 64,
+                      categories: list[str] | None = None) -> dict[str, float]:
     """{category: fraction of prompts whose image passes every verifier check, ..., "overall": ...,
-    "check_<kind>": fraction of that kind's checks passed, ...}.
+    "check_<kind>": fraction of that kind's checks passed, ..., "layout_absolute" / "layout_relation": fraction of
+    position prompts whose place is right whatever the shapes (`layout_holds`)}.
 
     The check rates (colour, shape, count, ...) move long before all-or-nothing accuracy does: they are the
-    smoother signal for an A/B of a few thousand steps.
+    smoother signal for an A/B of a few thousand steps. `categories` limits the prompts to those (e.g. position
+    only, for an arm trained on positions only).
     """
-    from ..shapes import CATEGORIES, CHECK_KINDS, Spec, test_suite, verify
+    from ..shapes import CATEGORIES, CHECK_KINDS, Spec, layout_holds, test_suite, verify
 
-    rows = test_suite(per_category, seed=PROXY_SUITE_SEED)
+    rows = [row for row in test_suite(per_category, seed=PROXY_SUITE_SEED) if row["category"] in (categories or CATEGORIES)]
     settings = StageSettings(guidance_scale=guidance, num_inference_steps=steps, scheduler="dpm++")
     processor = VaeImageProcessor(do_resize=False)
     results = []
@@ -40,8 +43,14 @@ def held_out_accuracy(stage: Stage, text_encoder: TextEncoder, per_category: int
         images = processor.postprocess(sample_stage(stage, settings, text, generators).cpu(), output_type="pil")
         results += [verify(Spec.from_dict(row["spec"]), image) for row, image in zip(chunk, images)]
     passed = [result.passed for result in results]
-    by_category = {c: float(np.mean([p for p, r in zip(passed, rows) if r["category"] == c])) for c in CATEGORIES}
+    by_category = {c: float(np.mean([p for p, r in zip(passed, rows) if r["category"] == c])) for c in categories or CATEGORIES}
     checks = [check for result in results for check in result.checks]
     by_kind = {f"check_{kind}": float(np.mean([c.passed for c in checks if c.kind == kind]))
                for kind in CHECK_KINDS if any(c.kind == kind for c in checks)}
-    return {**by_category, "overall": float(np.mean(passed)), **by_kind}
+    specs = [Spec.from_dict(row["spec"]) for row in rows]
+    layout = {}
+    for name, has in (("layout_absolute", lambda spec: spec.relation is None), ("layout_relation", lambda spec: spec.relation)):
+        held = [layout_holds(spec, r.objects) for spec, r in zip(specs, results) if has(spec)]
+        if any(h is not None for h in held):
+            layout[name] = float(np.mean([h for h in held if h is not None]))
+    return {**by_category, "overall": float(np.mean(passed)), **by_kind, **layout}

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from ..presets import PRESETS
+from ..shapes.vocab import CATEGORIES
 
 
 @dataclass
@@ -41,6 +42,7 @@ class StageRecipe:
     eval_prompts_per_category: int = 8
     eval_steps: int = 20
     eval_guidance: float = 5.0
+    eval_categories: list[str] | None = None  # None: every category (a run on some categories only judges those)
     cond_drop_prob: float = 0.1  # the paper drops text for 10% of examples (classifier-free guidance)
     steps: int = 10_000
     checkpoint_every: int = 250
@@ -61,6 +63,9 @@ class StageRecipe:
             raise ValueError(f"noise_shift must be >= 1 (1: timesteps drawn uniformly), got {self.noise_shift}")
         if self.eval_every < 0 or self.eval_prompts_per_category < 1 or self.eval_steps < 1:
             raise ValueError("eval_every must be >= 0, eval_prompts_per_category and eval_steps >= 1")
+        unknown = set(self.eval_categories or ()) - set(CATEGORIES)
+        if unknown or self.eval_categories == []:
+            raise ValueError(f"eval_categories must name some of {CATEGORIES}, got {self.eval_categories}")
         if self.eval_every and self.is_super_resolution:  # refused at load, not hours into a run
             raise ValueError("eval_every samples a base stage; super-resolution stages have no held-out eval")
 

@@ -389,7 +389,7 @@ class StageTrainer:
                "train_hours": f"{self.record['train_seconds'] / 3600:.4f}"}
         for name, unet in (("ema", self.ema_unet()), ("raw", raw)):
             accuracy = held_out_accuracy(Stage(unet, self.scheduler), self.text_encoder, c.eval_prompts_per_category,
-                                         c.eval_steps, c.eval_guidance)
+                                         c.eval_steps, c.eval_guidance, categories=c.eval_categories)
             row.update({f"{name}_{category}": f"{value:.4f}" for category, value in accuracy.items()})
         self._append(EVAL_LOG, row)
         return row
