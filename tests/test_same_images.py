@@ -1,0 +1,91 @@
+"""The same seed and settings give the same images, bit for bit, as before the pipeline became a diffusers pipeline.
+
+The hashes were recorded with the code of commit 12bd036 (before issue 25's refactor) on one thread: float kernels
+round differently with other thread counts, CPU instruction sets and torch versions, so the test runs only where the
+hashes were taken. Each group starts from fresh text encoders, as when they were recorded: a prompt encoded in a
+batch can differ in the last bits from the same prompt encoded alone, and the encoders cache every prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from imagen_demo import ImagenPipeline, TextEncoder
+from tiny import build_tiny_pipeline
+
+RECORDED_WITH = ("AVX2", "2.14.1")  # CPU capability, torch version
+pytestmark = pytest.mark.skipif(
+    (torch.backends.cpu.get_cpu_capability(), torch.__version__.split("+")[0]) != RECORDED_WITH,
+    reason=f"the hashes were recorded on an {RECORDED_WITH[0]} CPU with torch {RECORDED_WITH[1]}",
+)
+PROMPTS = ["a red circle above a blue square", "two green stars"]
+
+
+def digest(array) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
+
+
+def digests(out) -> list[str]:
+    return [digest(out.images)] + [digest(images) for images in out.stage_images]
+
+
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_the_tiny_cascade_draws_what_it_drew(one_thread, tiny_t5_dir):
+    pipe = build_tiny_pipeline(TextEncoder.from_pretrained(tiny_t5_dir, max_length=16))
+    recorded = {
+        None: ["938ed9e0839e123a", "4ff95fa29ccd2174", "938ed9e0839e123a"],
+        "ddim": ["a63ad1020b582d7b", "3c78dbb8ddc40289", "a63ad1020b582d7b"],
+        "ddpm": ["938ed9e0839e123a", "4ff95fa29ccd2174", "938ed9e0839e123a"],
+        "dpm++": ["a5c1baa782bfc422", "d43ce332cf84db6d", "a5c1baa782bfc422"],
+        "unipc": ["57e21970378d9ef6", "fd58d7b355ec5db2", "57e21970378d9ef6"],
+    }
+    for scheduler, expected in recorded.items():
+        out = pipe(PROMPTS, seed=7, output_type="np", scheduler=scheduler, return_intermediates=True, rewrite_prompts=False)
+        assert digests(out) == expected, scheduler
+    out = pipe(PROMPTS, seed=7, output_type="np", guidance_scale=[1.0, 2.0], thresholding="static",
+               negative_prompt="blue", rewrite_prompts=False)
+    assert digest(out.images) == "f939a0c128fdc9c6"
+    out = pipe(PROMPTS, seed=7, output_type="np", thresholding="none", noise_aug_level=0.5, num_images_per_prompt=2,
+               rewrite_prompts=False)
+    assert digest(out.images) == "f6ddfdd417109bb1"
+    previews = []
+    pipe(PROMPTS, seed=7, output_type="np", rewrite_prompts=False, preview_every=2,
+         callback=lambda event: previews.append(None if event.preview is None else digest(event.preview.numpy())))
+    assert previews == [None, "29162de7f47bcca4", "dac572a895979119", None, "ff46f123bec79ee9", "6385d6de64dc83ee"]
+
+
+def test_the_shipped_model_draws_what_it_drew(one_thread):
+    pipe = ImagenPipeline.from_pretrained("default")
+    out = pipe(["a red circle above a blue square", "红色圆形在蓝色正方形的左边"], seed=3, num_inference_steps=[2, 1],
+               output_type="np", return_intermediates=True)
+    assert digests(out) == ["279cc23c62d3ab6b", "d9508c452de78f47", "279cc23c62d3ab6b"]
+    image = pipe("a green star", seed=11, num_inference_steps=[2, 1]).images[0]
+    assert digest(np.asarray(image)) == "f83d421d7582ffa9"
+
+
+@pytest.mark.parametrize("scheduler,expected", [
+    ("ddim", "349e123f46bbc770"), ("ddpm", "0090deceb756f71a"), ("unipc", "26f8baa096de1e01"),
+])
+def test_the_shipped_model_draws_what_it_drew_with_another_sampler(one_thread, scheduler, expected):
+    pipe = ImagenPipeline.from_pretrained("default")
+    out = pipe("a red circle above a blue square", seed=3, num_inference_steps=[2, 1], output_type="np",
+               scheduler=scheduler)
+    assert digest(out.images) == expected
+
+
+def test_the_shipped_model_draws_what_it_drew_guided_and_clipped(one_thread):
+    pipe = ImagenPipeline.from_pretrained("default")
+    out = pipe("two green stars", seed=5, num_inference_steps=[2, 1], output_type="np", thresholding="static",
+               guidance_scale=[2.0, 1.5], noise_aug_level=0.3)
+    assert digest(out.images) == "f43d1b4b0316817c"
