@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from imagen_demo.loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
+from imagen_demo.core.loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
 
 
 def main(argv=None) -> int:

@@ -14,7 +14,7 @@ import time
 import torch
 
 from imagen_demo import ImagenPipeline
-from imagen_demo.loading import DEFAULT_MODEL
+from imagen_demo.core.loading import DEFAULT_MODEL
 
 PROMPTS = ["a red circle above a blue square", "two green stars", "four big brown stars", "a purple disc", "one cross",
            "a yellow triangle to the left of a purple cross", "three small blue squares", "a big green star"]

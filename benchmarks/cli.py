@@ -13,7 +13,7 @@ from pathlib import Path
 
 from imagen_demo.bench.run import DEFAULT_CLIP, build_report, run_benchmark
 from imagen_demo.bench.suite import builtin_suites, load_suite
-from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
+from imagen_demo.core.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.registry import ModelRegistry
 
 

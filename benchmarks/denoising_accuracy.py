@@ -22,10 +22,10 @@ import torch
 from diffusers.image_processor import VaeImageProcessor
 
 from imagen_demo import ImagenPipeline
-from imagen_demo.loading import DEFAULT_MODEL
-from imagen_demo.markdown import markdown_table
-from imagen_demo.pipeline import Stage, _predicted_original
-from imagen_demo.text_encoder import TextEncoder
+from imagen_demo.core.loading import DEFAULT_MODEL
+from imagen_demo.utils.markdown import markdown_table
+from imagen_demo.core.pipeline import Stage, _predicted_original
+from imagen_demo.core.text_encoder import TextEncoder
 
 CHECKS = ("shape", "count", "size", "position")
 
@@ -65,7 +65,7 @@ def _rate(passed: list[bool]) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     from imagen_demo.training.evaluate import held_out_accuracy
-    from imagen_demo.unet import EfficientUNet
+    from imagen_demo.core.unet import EfficientUNet
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pipeline whose base stage (and text encoder) is scored")

@@ -18,7 +18,7 @@ import warnings
 
 import torch
 
-from imagen_demo.unet import EfficientUNet
+from imagen_demo.core.unet import EfficientUNet
 
 
 def unet_class():

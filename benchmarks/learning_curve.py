@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imagen_demo.markdown import markdown_table
+from imagen_demo.utils.markdown import markdown_table
 
 # Accuracy per category, and the share of shape checks passed: the smoother signal (logged since the trainer
 # reports per-check rates; older rows have none and are left out of that line).
@@ -82,8 +82,8 @@ def markdown(curves: dict[str, pd.DataFrame], weights: str = "ema") -> str:
 def point(model: str, step: int, images_seen: int, train_hours: float, out: Path, per_category: int = 8) -> dict:
     """Score `model`'s base stage with the trainer's proxy and append the row to the curve file `out`."""
     from imagen_demo import TextEncoder
-    from imagen_demo.loading import resolve_folder
-    from imagen_demo.pipeline import load_stage
+    from imagen_demo.core.loading import resolve_folder
+    from imagen_demo.core.pipeline import load_stage
     from imagen_demo.training.evaluate import held_out_accuracy
 
     root = resolve_folder(model, "Imagen pipeline")

@@ -31,8 +31,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import imagen_pytorch_baseline as baseline
 from benchmarks.unet_presets import forward, median_seconds, step_inputs
-from imagen_demo.markdown import markdown_table
-from imagen_demo.pipeline import ImagenPipeline
+from imagen_demo.utils.markdown import markdown_table
+from imagen_demo.core.pipeline import ImagenPipeline
 
 PROMPTS = ("a red circle above a blue square", "two green stars", "a big yellow triangle",
            "a small purple star to the left of a green circle")

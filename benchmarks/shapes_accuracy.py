@@ -24,8 +24,8 @@ import torch
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.bench.metrics import bootstrap_ci
-from imagen_demo.loading import DEFAULT_MODEL
-from imagen_demo.markdown import markdown_table
+from imagen_demo.core.loading import DEFAULT_MODEL
+from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.registry import IMAGEN_SETTINGS, ModelSpec
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 

@@ -22,8 +22,8 @@ from scipy import ndimage
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.bench.metrics import sr_fidelity
-from imagen_demo.loading import DEFAULT_MODEL
-from imagen_demo.markdown import markdown_table
+from imagen_demo.core.loading import DEFAULT_MODEL
+from imagen_demo.utils.markdown import markdown_table
 
 BACKGROUND_MARGIN = 3  # pixels around each object that do not count as background (anti-aliased edges)
 

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from imagen_demo.markdown import markdown_table
+from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.training import load_recipe
 from imagen_demo.training.trainer import StageTrainer
 

@@ -4,14 +4,14 @@ The exports below load on first use (`from imagen_demo import ImagenPipeline` wo
 light entry points such as the CLI's --help do not pay for importing torch and diffusers.
 """
 
-from .lazy import lazy_exports
+from .utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 _EXPORTS = {
-    "ImagenPipeline": ".pipeline", "ImagenPipelineOutput": ".pipeline", "ProgressEvent": ".pipeline", "Stage": ".pipeline",
-    "PRESETS": ".presets", "unet_from_preset": ".presets",
-    "DEFAULT_TEXT_ENCODER": ".text_encoder", "TextEmbeddings": ".text_encoder", "TextEncoder": ".text_encoder",
-    "EfficientUNet": ".unet",
+    "ImagenPipeline": ".core.pipeline", "ImagenPipelineOutput": ".core.pipeline", "ProgressEvent": ".core.pipeline", "Stage": ".core.pipeline",
+    "PRESETS": ".core.presets", "unet_from_preset": ".core.presets",
+    "DEFAULT_TEXT_ENCODER": ".core.text_encoder", "TextEmbeddings": ".core.text_encoder", "TextEncoder": ".core.text_encoder",
+    "EfficientUNet": ".core.unet",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(globals(), _EXPORTS)

@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
-from .sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
+from .core.loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
+from .core.sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
 from .training.errors import TrainingDivergedError
 
 
@@ -84,8 +84,8 @@ def generate(args: argparse.Namespace) -> list[Path]:
     import torch
     from tqdm.auto import tqdm
 
-    from .atomic import save_image
-    from .pipeline import ImagenPipeline
+    from .utils.atomic import save_image
+    from .core.pipeline import ImagenPipeline
     from .prompting import english_rewrite
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .shapes.captions import CJK, english_caption
 from .shapes.understand import example_prompts
-from .text_encoder import TextEncoder
+from .core.text_encoder import TextEncoder
 
 
 def unreadable_characters(encoder: TextEncoder, prompt: str) -> list[str]:

@@ -26,9 +26,9 @@ from typing import Callable
 import PIL.Image
 import torch
 
-from .loading import hub_offline, is_hub_id, missing, resolve_folder
-from .pipeline import MODEL_INDEX, ImagenPipeline
-from .schedulers import scheduler_class
+from .core.loading import hub_offline, is_hub_id, missing, resolve_folder
+from .core.pipeline import MODEL_INDEX, ImagenPipeline
+from .core.schedulers import scheduler_class
 
 # Short setting names a user types -> the pipeline keyword they set.
 SETTING_ALIASES = {

@@ -10,7 +10,7 @@ import numpy as np
 import PIL.Image
 
 from imagen_demo.cli import main
-from imagen_demo.loading import SHIPPED_MODELS
+from imagen_demo.core.loading import SHIPPED_MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
 

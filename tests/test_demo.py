@@ -22,8 +22,8 @@ from imagen_demo.demo.streaming import Cancelled, run_streaming
 from imagen_demo.demo.validation import (
     MAX_STEPS, compare_entries, guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors,
 )
-from imagen_demo.loading import WeightsNotFoundError
-from imagen_demo.pipeline import MAX_SEED
+from imagen_demo.core.loading import WeightsNotFoundError
+from imagen_demo.core.pipeline import MAX_SEED
 from imagen_demo.prompting import english_rewrite
 from tiny import SHAPES_RECORD, build_tiny_pipeline
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from imagen_demo.atomic import save_image
+from imagen_demo.utils.atomic import save_image
 from imagen_demo.bench import inception, metrics
 from imagen_demo.bench.run import build_report
 from imagen_demo.bench.runner import RUN_FILE, Manifest, entry_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from imagen_demo.markdown import markdown_row, markdown_table
+from imagen_demo.utils.markdown import markdown_row, markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,4 +20,4 @@ def test_no_other_module_writes_a_table_rule():
     rule = re.compile(r"\|\s*---")
     writers = [p.relative_to(ROOT).as_posix() for folder in ("imagen_demo", "benchmarks") for p in (ROOT / folder).rglob("*.py")
                if rule.search(p.read_text(encoding="utf-8"))]
-    assert writers == ["imagen_demo/markdown.py"]
+    assert writers == ["imagen_demo/utils/markdown.py"]

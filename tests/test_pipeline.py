@@ -12,10 +12,10 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from imagen_demo import ImagenPipeline, TextEmbeddings
-from imagen_demo.pipeline import _predicted_original, guided_prediction
-from imagen_demo.loading import CorruptWeightsError, WeightsNotFoundError
-from imagen_demo.low_res import upsample
-from imagen_demo.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
+from imagen_demo.core.pipeline import _predicted_original, guided_prediction
+from imagen_demo.core.loading import CorruptWeightsError, WeightsNotFoundError
+from imagen_demo.core.low_res import upsample
+from imagen_demo.core.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
 
 PROMPTS = ["a red circle above a blue square", "two green stars"]
 
@@ -277,7 +277,7 @@ def test_a_nan_in_one_middle_step_is_still_caught(tiny_pipe, monkeypatch, schedu
         out = guided_prediction(*args, **kwargs)
         return out.fill_(float("nan")) if len(calls) == 2 else out
 
-    monkeypatch.setattr("imagen_demo.pipeline.guided_prediction", nan_at_second_call)
+    monkeypatch.setattr("imagen_demo.core.pipeline.guided_prediction", nan_at_second_call)
     with pytest.raises(FloatingPointError, match="stage 1: NaN"):
         tiny_pipe("a red circle", seed=0, num_inference_steps=4, scheduler=scheduler, thresholding=thresholding)
 
@@ -315,8 +315,8 @@ class _CleanIsZero(torch.nn.Module):
 def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_image(tiny_pipe, residual, prediction_type):
     """Predicting x0 = 0 gives a grey image from a plain SR stage and exactly the bicubic upsampling from a residual
     one, whatever the noise-augmentation level: the residual is added to the clean upsampled image, unthresholded."""
-    from imagen_demo.pipeline import Stage, StageSettings, sample_stage
-    from imagen_demo.presets import unet_from_preset
+    from imagen_demo.core.pipeline import Stage, StageSettings, sample_stage
+    from imagen_demo.core.presets import unet_from_preset
 
     unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type=prediction_type, text_embed_dim=tiny_pipe.text_encoder.dim)
     scheduler = training_scheduler("linear", prediction_type)

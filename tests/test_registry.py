@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.core.loading import WeightsNotFoundError
 from imagen_demo.registry import DiffusersModel, ImagenModel, ModelRegistry, ModelSpec, parse_model_list, slug
 from tiny import build_tiny_stable_diffusion
 

@@ -9,10 +9,10 @@ from diffusers.image_processor import VaeImageProcessor
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
-from imagen_demo.loading import SHIPPED_MODELS
-from imagen_demo.pipeline import Stage, StageSettings, load_stage, sample_stage
+from imagen_demo.core.loading import SHIPPED_MODELS
+from imagen_demo.core.pipeline import Stage, StageSettings, load_stage, sample_stage
 from imagen_demo.shapes import Spec, test_suite, verify
-from imagen_demo.unet import EfficientUNet
+from imagen_demo.core.unet import EfficientUNet
 from tiny import randomize_zero_inits
 
 

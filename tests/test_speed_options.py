@@ -30,7 +30,7 @@ def test_channels_last_and_compiled_sampling_give_the_eager_images(own_encoder):
 
 
 def test_a_compiling_registry_compiles_each_cascade_once_on_load(tiny_pipe_dir, monkeypatch):
-    from imagen_demo.pipeline import ImagenPipeline
+    from imagen_demo.core.pipeline import ImagenPipeline
     from imagen_demo.registry import ModelRegistry
 
     compiled = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from imagen_demo import DEFAULT_TEXT_ENCODER, TextEncoder
-from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.core.loading import WeightsNotFoundError
 
 
 def test_tiny_t5_encodes_tokens_and_mask(tiny_encoder):

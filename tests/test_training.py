@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
 from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
-from imagen_demo.loading import WeightsNotFoundError
+from imagen_demo.core.loading import WeightsNotFoundError
 from imagen_demo.shapes import parse_caption
 from imagen_demo.training.data import ImageFolderData, ShapesData, make_data
 from imagen_demo.training.text_cache import DiskEmbeddingCache
@@ -290,7 +290,7 @@ def test_sigterm_stops_a_background_run_with_its_steps_saved(tmp_path, tiny_t5_d
 
 
 def test_min_snr_weights_follow_the_paper_for_both_targets():
-    from imagen_demo.schedulers import training_scheduler
+    from imagen_demo.core.schedulers import training_scheduler
     from imagen_demo.training.trainer import min_snr_weights
 
     scheduler = training_scheduler("squaredcos_cap_v2", "v_prediction")
@@ -304,7 +304,7 @@ def test_min_snr_weights_follow_the_paper_for_both_targets():
 
 
 def test_noise_shift_draws_training_timesteps_at_a_quarter_of_the_snr():
-    from imagen_demo.schedulers import training_scheduler
+    from imagen_demo.core.schedulers import training_scheduler
     from imagen_demo.training.recipe import StageRecipe
     from imagen_demo.training.trainer import shifted_timesteps
 
@@ -439,7 +439,7 @@ def test_learning_rate_flag_overrides_the_recipe_for_one_run(tmp_path, tiny_t5_d
 def test_a_residual_super_resolution_stage_learns_the_difference_to_the_upsampled_image(tmp_path, tiny_t5_dir):
     """Same draws as the plain stage (same crop, low-res input and level); only the target becomes
     crop(x0) - crop(upsample(low-res))."""
-    from imagen_demo.low_res import upsample
+    from imagen_demo.core.low_res import upsample
 
     plain_dir, residual_dir = tmp_path / "plain", tmp_path / "residual"
     plain_dir.mkdir(), residual_dir.mkdir()

@@ -81,9 +81,9 @@ def test_denoising_accuracy_is_perfect_for_an_oracle_and_low_for_an_untrained_un
     import torch
 
     from benchmarks.denoising_accuracy import denoising_accuracy
-    from imagen_demo.pipeline import Stage
-    from imagen_demo.presets import unet_from_preset
-    from imagen_demo.schedulers import training_scheduler
+    from imagen_demo.core.pipeline import Stage
+    from imagen_demo.core.presets import unet_from_preset
+    from imagen_demo.core.schedulers import training_scheduler
 
     class NoiseOracle(torch.nn.Module):
         """Predicts exactly the noise the benchmark draws (seeded by the timestep): x0 comes back exact."""

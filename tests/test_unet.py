@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from imagen_demo import PRESETS, EfficientUNet, unet_from_preset
-from imagen_demo.low_res import cosine_alpha_bar, noise_augment
-from imagen_demo.unet import SpatialAttention
+from imagen_demo.core.low_res import cosine_alpha_bar, noise_augment
+from imagen_demo.core.unet import SpatialAttention
 from tiny import randomize_zero_inits
 
 

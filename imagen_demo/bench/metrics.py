@@ -28,7 +28,7 @@ import PIL.Image
 import torch
 from torch import nn
 
-from imagen_demo.loading import hub_offline
+from imagen_demo.core.loading import hub_offline
 
 
 class MetricUnavailable(RuntimeError):

@@ -16,8 +16,8 @@ import jinja2
 import pandas as pd
 import PIL.Image
 
-from imagen_demo.atomic import atomic_path, save_image
-from imagen_demo.markdown import markdown_table
+from imagen_demo.utils.atomic import atomic_path, save_image
+from imagen_demo.utils.markdown import markdown_table
 
 from .scoring import LOWER_IS_BETTER_PREFIXES, OVERALL, Scores
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import PIL.Image
 
-from imagen_demo.atomic import atomic_path, save_image
+from imagen_demo.utils.atomic import atomic_path, save_image
 from imagen_demo.registry import ImagenModel, TextToImageModel, slug
 
 from .jsonl import append_jsonl, read_jsonl

@@ -210,7 +210,7 @@ def summarise(scores: Scores, run: dict) -> pd.DataFrame:
 
 
 def write_tables(out: Path, scores: Scores, summary: pd.DataFrame) -> None:
-    from imagen_demo.atomic import atomic_path
+    from imagen_demo.utils.atomic import atomic_path
 
     for name, frame in ((RESULTS_FILE, scores.results), (SUMMARY_FILE, summary)):
         with atomic_path(Path(out) / name) as tmp:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .atomic import recover_dir
+from ..utils.atomic import recover_dir
 
 _HOW_TO_PROVIDE = (
     "Provide it as a local folder path, put it in the Hugging Face cache (HF_HOME), "
@@ -20,7 +20,7 @@ _HOW_TO_PROVIDE = (
 
 
 # Pipelines that ship inside the package, by name; "default" is what the CLI and the demo use.
-SHIPPED_MODELS: dict[str, Path] = {"default": Path(__file__).parent / "weights" / "shapes-default"}
+SHIPPED_MODELS: dict[str, Path] = {"default": Path(__file__).parents[1] / "weights" / "shapes-default"}
 DEFAULT_MODEL = "default"
 
 

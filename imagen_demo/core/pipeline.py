@@ -34,10 +34,10 @@ from diffusers.image_processor import VaeImageProcessor
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from diffusers.utils.torch_utils import randn_tensor
 
-from .atomic import atomic_dir
+from ..utils.atomic import atomic_dir
 from .loading import check_safetensors, missing, resolve_folder
 from .low_res import noise_augment, upsample
-from .prompting import english_rewrite
+from ..prompting import english_rewrite
 from .schedulers import check_thresholding, sampling_scheduler, scheduler_class
 from .text_encoder import TextEmbeddings, TextEncoder
 from .unet import EfficientUNet, TextConditioning

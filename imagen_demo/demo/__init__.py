@@ -9,7 +9,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from ..loading import DEFAULT_MODEL
+from ..core.loading import DEFAULT_MODEL
 from ..registry import ModelRegistry
 from . import benchmark_tab, compare_tab, generate_tab
 from .clip_score import load_clip

@@ -18,7 +18,7 @@ import pandas as pd
 from ..bench.report import GRID_FILE, METRIC_TITLES, distance_cell, frame_table, metric_tables, metric_title
 from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
-from ..markdown import markdown_table
+from ..utils.markdown import markdown_table
 from .context import DemoContext
 from .validation import load_entries, user_errors
 

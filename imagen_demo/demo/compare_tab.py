@@ -11,7 +11,7 @@ import time
 
 import gradio as gr
 
-from ..markdown import markdown_table
+from ..utils.markdown import markdown_table
 from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .understanding import panel

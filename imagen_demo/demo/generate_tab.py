@@ -12,10 +12,10 @@ import time
 
 import gradio as gr
 
-from ..loading import DEFAULT_MODEL
-from ..pipeline import ImagenPipeline, ProgressEvent, per_stage
+from ..core.loading import DEFAULT_MODEL
+from ..core.pipeline import ImagenPipeline, ProgressEvent, per_stage
 from ..prompting import english_rewrite
-from ..schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
+from ..core.schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
 from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .streaming import run_streaming

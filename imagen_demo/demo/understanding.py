@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..pipeline import ImagenPipeline
+from ..core.pipeline import ImagenPipeline
 from ..prompting import english_rewrite
 from ..shapes.understand import describe, read
 

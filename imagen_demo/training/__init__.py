@@ -1,9 +1,9 @@
 """Training: data sources, one trainer per cascade stage, recipes, and assembly into a pipeline.
 
-Exports load on first use (see imagen_demo.lazy): the CLI imports the error below without torch.
+Exports load on first use (see imagen_demo.utils.lazy): the CLI imports the error below without torch.
 """
 
-from ..lazy import lazy_exports
+from ..utils.lazy import lazy_exports
 
 _EXPORTS = {
     "Recipe": ".recipe", "StageRecipe": ".recipe", "load_recipe": ".recipe",

@@ -140,7 +140,7 @@ class HuggingFaceData(_IndexedData):
             import datasets
         except ImportError as err:
             raise ImportError("Hugging Face datasets need `pip install datasets`") from err
-        from ..loading import missing
+        from ..core.loading import missing
 
         try:
             self.dataset = datasets.load_dataset(name, split=split)

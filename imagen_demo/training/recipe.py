@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from ..presets import PRESETS
+from ..core.presets import PRESETS
 from ..shapes.vocab import CATEGORIES
 
 

@@ -26,12 +26,12 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.image_processor import VaeImageProcessor
 
-from ..atomic import atomic_dir, atomic_path, recover_dir, save_image
-from ..low_res import noise_augment, upsample
-from ..pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
-from ..schedulers import training_scheduler
-from ..text_encoder import TextEncoder
-from ..unet import EfficientUNet
+from ..utils.atomic import atomic_dir, atomic_path, recover_dir, save_image
+from ..core.low_res import noise_augment, upsample
+from ..core.pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
+from ..core.schedulers import training_scheduler
+from ..core.text_encoder import TextEncoder
+from ..core.unet import EfficientUNet
 from .data import make_data
 from .errors import TrainingDivergedError
 from .recipe import Recipe, StageRecipe
@@ -191,7 +191,7 @@ class StageTrainer:
 
     def _initial_weights(self, init_from: str | Path, unet_config: dict) -> EfficientUNet:
         """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record."""
-        from ..loading import resolve_folder
+        from ..core.loading import resolve_folder
 
         root = resolve_folder(init_from, "Imagen pipeline")
         unet = load_stage(root, self.stage_index).unet.train().requires_grad_(True)

@@ -7,7 +7,7 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from imagen_demo.markdown import markdown_table
+from imagen_demo.utils.markdown import markdown_table
 
 from .model import SHIPPED
 

@@ -123,7 +123,7 @@ class ShapesClip(torch.nn.Module):
         """config.json + model.safetensors, written as one folder swap (a kill leaves the old copy)."""
         from safetensors.torch import save_file
 
-        from imagen_demo.atomic import atomic_dir
+        from imagen_demo.utils.atomic import atomic_dir
 
         with atomic_dir(folder) as tmp:
             save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, tmp / WEIGHTS_FILE)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagen_demo.atomic import atomic_path
+from imagen_demo.utils.atomic import atomic_path
 
 from .model import SHIPPED, ShapesClip
 
