@@ -24,7 +24,7 @@ from diffusers.image_processor import VaeImageProcessor
 from imagen_demo import ImagenPipeline
 from imagen_demo.core.loading import DEFAULT_MODEL
 from imagen_demo.utils.markdown import markdown_table
-from imagen_demo.core.pipeline import Stage, _predicted_original
+from imagen_demo.core.sampling import Stage, predicted_original
 from imagen_demo.core.text_encoder import TextEncoder
 
 CHECKS = ("shape", "count", "size", "position")
@@ -50,7 +50,7 @@ def denoising_accuracy(stage: Stage, text_encoder: TextEncoder, timesteps: list[
         a = alphas_cumprod[t]
         noisy = a.sqrt() * x0 + (1 - a).sqrt() * noise
         output = unet(noisy, torch.full((len(examples),), t), text.embeddings, text.mask)
-        predicted = _predicted_original(stage.scheduler, 0, t, noisy, output, unet.config.prediction_type).clamp(-1, 1)
+        predicted = predicted_original(stage.scheduler, 0, t, noisy, output, unet.config.prediction_type).clamp(-1, 1)
         results = [verify(e.spec, image) for e, image in zip(examples, processor.postprocess(predicted, output_type="pil"))]
         checks = [c for r in results for c in r.checks]
         rows.append({"t": t, "snr": float(a / (1 - a)), "pass": float(np.mean([r.passed for r in results])),
@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     table, proxies = [], []
     for name, unet in candidates.items():
         stage.unet = unet.eval()
-        table += [{"unet": name, **row} for row in denoising_accuracy(stage, pipe.text_encoder, args.timesteps, args.per_category)]
+        table += [{"unet": name, **row} for row in denoising_accuracy(stage, pipe.prompt_encoder, args.timesteps, args.per_category)]
         if args.proxy:
-            proxy = held_out_accuracy(stage, pipe.text_encoder, per_category=args.proxy)
+            proxy = held_out_accuracy(stage, pipe.prompt_encoder, per_category=args.proxy)
             proxies.append({"unet": name, "overall": proxy["overall"],
                             **{k: proxy[f"check_{k}"] for k in ("colour", *CHECKS) if f"check_{k}" in proxy}})
     print(_table(table))

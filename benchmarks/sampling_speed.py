@@ -33,24 +33,32 @@ from benchmarks import imagen_pytorch_baseline as baseline
 from benchmarks.unet_presets import forward, median_seconds, step_inputs
 from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.core.pipeline import ImagenPipeline
+from imagen_demo.core.sampling import per_stage
 
 PROMPTS = ("a red circle above a blue square", "two green stars", "a big yellow triangle",
            "a small purple star to the left of a green circle")
 BASELINE = "imagen-pytorch 2.1.0"
 
 
+def laid_out(pipe: ImagenPipeline, memory_format: torch.memory_format) -> ImagenPipeline:
+    """`pipe` with its U-Nets' convolution weights in `memory_format` (channels_last from the start;
+    `torch.contiguous_format` is the layout they were trained and saved in), and no progress bar."""
+    for stage in pipe.stages:
+        stage.unet.to(memory_format=memory_format)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def load_variants(load: Callable[[], ImagenPipeline], compile: bool) -> dict[str, ImagenPipeline]:
     """One copy of the pipeline per speed option."""
-    variants = {"eager": load().to(memory_format=torch.contiguous_format),
-                "channels_last": load().to(memory_format=torch.channels_last)}
+    variants = {"eager": laid_out(load(), torch.contiguous_format), "channels_last": laid_out(load(), torch.channels_last)}
     if compile:
-        variants["compiled"] = load().to(memory_format=torch.channels_last).compile()
+        variants["compiled"] = laid_out(load(), torch.channels_last).compile()
     return variants
 
 
 def _per_stage(pipe: ImagenPipeline, key: str) -> list:
-    value = pipe.defaults[key]
-    return list(value) if isinstance(value, (list, tuple)) else [value] * len(pipe.stages)
+    return per_stage(getattr(pipe.defaults, key), len(pipe.stages), key)
 
 
 def _gflops(call: Callable[[], torch.Tensor]) -> float:
@@ -84,7 +92,7 @@ def _train_step(unet: torch.nn.Module, run: Callable, inputs: dict,
 def _forward_calls(variants: dict[str, ImagenPipeline], matched: list) -> tuple[list[dict], dict]:
     """Per stage: its batch, steps, parameters and GFLOPs; and a denoising forward of every (variant, stage)."""
     eager = variants["eager"]
-    tokens = eager.text_encoder.max_length
+    tokens = eager.prompt_encoder.max_length
     guidance, steps = _per_stage(eager, "guidance_scale"), _per_stage(eager, "num_inference_steps")
     stages, calls = [], {}
     for i, stage in enumerate(eager.stages):
@@ -122,7 +130,7 @@ def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool =
     images = {("image", name): lambda name=name, pipe=pipe: pipe.generate_image(next(prompts[name]), seed=0)
               for name, pipe in variants.items()}
     eager = variants["eager"]
-    tokens = eager.text_encoder.max_length
+    tokens = eager.prompt_encoder.max_length
     matched = [baseline.matched_unet(stage.unet, tokens) for stage in eager.stages] if with_baseline else []
     stages, forwards = _forward_calls(variants, matched)
     training = _training_calls(eager.stages[0].unet, matched[0] if matched else None, tokens, train_batch)
@@ -130,7 +138,8 @@ def measure(load: Callable[[], ImagenPipeline], rounds: int = 5, compile: bool =
                               **{("train", k): call for k, call in training.items()}}, rounds)
     forwards = {k: seconds["forward", *k] for k in forwards}
     names = [*variants, *([BASELINE] if matched else [])]
-    return {"threads": torch.get_num_threads(), "rounds": rounds, "defaults": eager.defaults, "stages": stages,
+    return {"threads": torch.get_num_threads(), "rounds": rounds, "defaults": eager.defaults.to_dict(),
+            "samplers": [type(stage.scheduler).__name__ for stage in eager.stages], "stages": stages,
             "images": {name: seconds["image", name] for name in variants}, "forwards": forwards,
             "per_image": {name: sum(row["steps"] * forwards[name, row["stage"] - 1] for row in stages) for name in names},
             "training": {name: train_batch / seconds["train", name] for name in training},
@@ -153,11 +162,11 @@ def speedups(result: dict) -> dict[str, dict[str, float]]:
 
 
 def markdown(result: dict) -> str:
-    stages, defaults = result["stages"], result["defaults"]
+    stages = result["stages"]
     eager = result["images"]["eager"]
     lines = [f"torch {torch.__version__}, {result['threads']} CPU threads, float32; medians of {result['rounds']} rounds, "
              "variants taking turns", "",
-             f"Whole pipeline at the saved defaults ({defaults.get('scheduler') or 'own schedulers'}, steps "
+             f"Whole pipeline at the saved defaults ({' / '.join(dict.fromkeys(result['samplers']))}, steps "
              f"{' + '.join(str(s['steps']) for s in stages)}, guidance {' / '.join(str(s['guidance']) for s in stages)}), "
              f"one {stages[-1]['size']}x{stages[-1]['size']} image per call:",
              markdown_table(["sampling", "s / image", "vs eager"],

@@ -26,7 +26,7 @@ from imagen_demo import ImagenPipeline
 from imagen_demo.bench.metrics import bootstrap_ci
 from imagen_demo.core.loading import DEFAULT_MODEL
 from imagen_demo.utils.markdown import markdown_table
-from imagen_demo.registry import IMAGEN_SETTINGS, ModelSpec
+from imagen_demo.registry import ModelRegistry
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
 
 
@@ -126,13 +126,12 @@ def main(argv=None) -> None:
     parser.add_argument("--out", default=None, help="also write the full report as JSON")
     parser.add_argument("--grid", default=None, help="also save a grid of final images, one row per category (PNG)")
     args = parser.parse_args(argv)
-    spec = ModelSpec.parse(args.model)
-    settings = spec.typed_settings(IMAGEN_SETTINGS)
-    pipe = ImagenPipeline.from_pretrained(spec.source)
+    model = ModelRegistry().get(args.model)  # the entry's sampler and settings, read as `python -m benchmarks run` does
+    pipe, settings = model.pipeline, model.call_settings
     rows = test_suite(args.n_per_category, seed=args.suite_seed)
     report = evaluate(pipe, rows, seed=args.seed, settings=settings)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; model {args.model}; "
-          f"{len(rows)} held-out prompts; defaults {pipe.defaults}; overridden {settings or 'none'}")
+          f"{len(rows)} held-out prompts; defaults {pipe.defaults}; overridden {model.settings or 'none'}")
     print(accuracy_table(report, [stage.size for stage in pipe.stages]))
     print(f"median seconds per {pipe.stages[-1].size}x{pipe.stages[-1].size} image (full cascade, batch 1): "
           f"{report['seconds_per_image']:.2f}")

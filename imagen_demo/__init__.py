@@ -8,7 +8,8 @@ from .utils.lazy import lazy_exports
 
 __version__ = "0.1.0"
 _EXPORTS = {
-    "ImagenPipeline": ".core.pipeline", "ImagenPipelineOutput": ".core.pipeline", "ProgressEvent": ".core.pipeline", "Stage": ".core.pipeline",
+    "ImagenPipeline": ".core.pipeline", "ImagenPipelineOutput": ".core.pipeline", "Stage": ".core.sampling",
+    "SamplingDefaults": ".core.defaults", "ProgressEvent": ".progress",
     "PRESETS": ".core.presets", "unet_from_preset": ".core.presets",
     "DEFAULT_TEXT_ENCODER": ".core.text_encoder", "TextEmbeddings": ".core.text_encoder", "TextEncoder": ".core.text_encoder",
     "EfficientUNet": ".core.unet",

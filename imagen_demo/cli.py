@@ -14,14 +14,16 @@ from .core.sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
 from .training.errors import TrainingDivergedError
 
 
-def _per_stage(kind):
-    """'50' -> 50 for every stage; '50,20' -> [50, 20], one per stage."""
+def _per_stage(kind, choices: tuple = ()):
+    """'50' -> 50 for every stage; '50,20' -> [50, 20], one per stage (each among `choices` when given)."""
 
     def parse(text: str):
         try:
             values = [kind(v) for v in text.split(",")]
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__} or a comma-separated list, got {text!r}")
+        if choices and (wrong := [v for v in values if v not in choices]):
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(choices)} (or one per stage), got {wrong[0]!r}")
         return values[0] if len(values) == 1 else values
 
     return parse
@@ -38,10 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--num-images", type=int, default=1)
     gen.add_argument("--steps", type=_per_stage(int), default=None, help="denoising steps, e.g. 50 or 50,25 per stage")
     gen.add_argument("--guidance", type=_per_stage(float), default=None, help="guidance scale, e.g. 5 or 5,3 per stage")
-    gen.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASS_NAMES), default=None)
+    gen.add_argument("--scheduler", choices=sorted(SCHEDULER_CLASS_NAMES), default=None,
+                     help="sampler of every stage (default: the model's own)")
     gen.add_argument("--noise-aug", type=float, default=None, help="noise-augmentation level for SR stages, in [0, 1]")
-    gen.add_argument("--thresholding", choices=THRESHOLDING_MODES, default="dynamic")
-    gen.add_argument("--percentile", type=float, default=0.995, help="dynamic thresholding percentile")
+    gen.add_argument("--thresholding", type=_per_stage(str, THRESHOLDING_MODES), default=None,
+                     help=f"{', '.join(THRESHOLDING_MODES)}, or one per stage, e.g. static,none (default: the model's; "
+                          "a stage that predicts a residual takes none)")
+    gen.add_argument("--percentile", type=float, default=None, help="dynamic thresholding percentile (default: the model's)")
     gen.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
     gen.add_argument("--out", type=Path, default=Path("imagen.png"), help="output file; with several images, -N is added")
     gen.add_argument("--save-stages", action="store_true", help="also save every stage's image (e.g. the 64x64 base)")
@@ -81,31 +86,27 @@ def _numbered(path: Path, index: int, count: int, stage: int | None = None) -> P
 
 
 def generate(args: argparse.Namespace) -> list[Path]:
-    import torch
-    from tqdm.auto import tqdm
+    import torch  # each command imports what it uses: --help and argument errors answer without torch and diffusers
 
-    from .utils.atomic import save_image
     from .core.pipeline import ImagenPipeline
+    from .core.schedulers import swap_schedulers
     from .prompting import english_rewrite
+    from .utils.atomic import save_image
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    pipe = ImagenPipeline.from_pretrained(args.model, device=device)
-    if not args.no_rewrite and (english := english_rewrite(pipe.text_encoder, args.prompt)):
+    pipe = ImagenPipeline.from_pretrained(args.model).to(device)
+    if args.scheduler is not None:
+        pipe = swap_schedulers(pipe, args.scheduler)
+    prompt = args.prompt
+    if not args.no_rewrite and (english := english_rewrite(pipe, prompt)):
         print(f"rewritten as: {english}  (the text encoder cannot read the prompt as typed)")
-    with tqdm(total=None, unit="step", desc="sampling") as bar:
-
-        def on_step(event) -> None:
-            bar.total = event.total
-            bar.set_description(f"stage {event.stage + 1}/{event.num_stages}")
-            bar.update(1)
-
-        out = pipe(
-            args.prompt, negative_prompt=args.negative_prompt, num_images_per_prompt=args.num_images, seed=args.seed,
-            guidance_scale=args.guidance, num_inference_steps=args.steps, scheduler=args.scheduler,
-            noise_aug_level=args.noise_aug, thresholding=args.thresholding,
-            dynamic_thresholding_percentile=args.percentile, callback=on_step, return_intermediates=args.save_stages,
-            rewrite_prompts=not args.no_rewrite,
-        )
+        prompt = english
+    out = pipe(
+        prompt, negative_prompt=args.negative_prompt, num_images_per_prompt=args.num_images, seed=args.seed,
+        guidance_scale=args.guidance, num_inference_steps=args.steps, noise_aug_level=args.noise_aug,
+        thresholding=args.thresholding, dynamic_thresholding_percentile=args.percentile,
+        return_intermediates=args.save_stages,
+    )
     written = []
     for i, (image, seed) in enumerate(zip(out.images, out.seeds)):
         written.append(save_image(image, _numbered(args.out, i, len(out.images))))

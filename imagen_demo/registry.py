@@ -9,12 +9,16 @@ under different settings are separate entries that share one loaded pipeline::
     default@steps=25/10,guidance=7  per-stage values are separated by "/"
     ./runs/my-sd-folder@steps=20    any diffusers text-to-image pipeline folder (or hub id)
 
-Folders whose ``model_index.json`` names ``ImagenPipeline`` load as an Imagen cascade; anything else
-goes through ``diffusers.DiffusionPipeline.from_pretrained`` (Stable Diffusion, DeepFloyd IF, ...).
+Every model is a diffusers pipeline, loaded, called and given its sampler the same way: a folder this package saved
+loads as `ImagenPipeline` (the installed class: no code from the folder runs), any other through diffusers'
+`DiffusionPipeline` (Stable Diffusion, DeepFloyd IF, ...). A setting is a keyword of the pipeline's call, refused
+where the pipeline has no such keyword; `scheduler` swaps its scheduler components (`swap_schedulers`). Every prompt
+first goes through the rewrite for text encoders that cannot read its language (`prompting.english_rewrite`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 import threading
@@ -25,10 +29,13 @@ from typing import Callable
 
 import PIL.Image
 import torch
+from diffusers import DiffusionPipeline
+from huggingface_hub import hf_hub_download
 
 from .core.loading import hub_offline, is_hub_id, missing, resolve_folder
-from .core.pipeline import MODEL_INDEX, ImagenPipeline
-from .core.schedulers import scheduler_class
+from .core.pipeline import ImagenPipeline
+from .core.schedulers import swap_schedulers
+from .prompting import english_rewrite
 
 # Short setting names a user types -> the pipeline keyword they set.
 SETTING_ALIASES = {
@@ -40,11 +47,11 @@ SETTING_ALIASES = {
     "thresholding": "thresholding",
     "percentile": "dynamic_thresholding_percentile",
 }
-IMAGEN_SETTINGS = {
+SETTING_TYPES = {
     "num_inference_steps": int, "guidance_scale": float, "scheduler": str, "noise_aug_level": float,
     "thresholding": str, "dynamic_thresholding_percentile": float, "negative_prompt": str,
 }
-DIFFUSERS_SETTINGS = {"num_inference_steps": int, "guidance_scale": float, "scheduler": str, "negative_prompt": str}
+SAMPLER = "scheduler"  # the one setting that is no keyword of the call: it swaps the pipeline's schedulers
 
 Progress = Callable[[int, int], None]  # (steps done, total steps) over the whole call
 
@@ -69,19 +76,21 @@ class ModelSpec:
             if not eq or not value:
                 raise ValueError(f"setting {pair!r} in {entry!r} must look like key=value, e.g. steps=10")
             key = SETTING_ALIASES.get(key.strip(), key.strip())
-            if key not in IMAGEN_SETTINGS:
-                known = sorted(set(SETTING_ALIASES) | set(IMAGEN_SETTINGS))
+            if key not in SETTING_TYPES:
+                known = sorted(set(SETTING_ALIASES) | set(SETTING_TYPES))
                 raise ValueError(f"unknown setting {key!r} in {entry!r}; known settings: {', '.join(known)}")
             settings[key] = value.strip()
         return cls(entry, source, settings)
 
-    def typed_settings(self, allowed: dict[str, type]) -> dict:
-        """Settings converted to their types; "a/b" gives one value per stage."""
+    def typed_settings(self, pipeline: DiffusionPipeline) -> dict:
+        """Settings converted to their types ("a/b" gives one value per stage); one `pipeline` cannot take is refused."""
+        accepted = inspect.signature(pipeline.__call__).parameters
         out = {}
         for key, value in self.settings.items():
-            if key not in allowed:
-                raise ValueError(f"{self.name}: setting {key!r} is not supported by this kind of model ({sorted(allowed)})")
-            kind = allowed[key]
+            if key != SAMPLER and key not in accepted:
+                usable = sorted(k for k in SETTING_TYPES if k == SAMPLER or k in accepted)
+                raise ValueError(f"{self.name}: setting {key!r} is not supported by {type(pipeline).__name__} ({usable})")
+            kind = SETTING_TYPES[key]
             try:
                 parts = [kind(v) for v in value.split("/")]
             except ValueError:
@@ -113,88 +122,84 @@ def _seeded(seeds: list[int]) -> list[torch.Generator]:
     return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
 
 
+def _counting(progress: Progress | None) -> dict:
+    """Call keywords that report (steps done, steps in the call) to `progress` after every step, for any pipeline."""
+    if progress is None:
+        return {}
+    done = 0
+
+    def on_step_end(pipe, step, timestep, tensors):
+        nonlocal done
+        done += 1
+        progress(done, pipe.num_timesteps)
+        return {}
+
+    return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": []}
+
+
 class TextToImageModel:
-    """A loaded model under fixed settings. ``generate`` returns one PIL image per (prompt, seed)."""
+    """A loaded pipeline under an entry's settings; ``generate`` returns one PIL image per (prompt, seed).
 
-    kind = "model"
+    Per-call settings override the entry's, which override the pipeline's own defaults. `pipeline` is the loaded one,
+    or a copy sharing its modules when the entry names another sampler."""
 
-    def __init__(self, spec: ModelSpec, pipeline, settings: dict):
-        self.spec, self.pipeline, self.settings = spec, pipeline, settings
+    def __init__(self, spec: ModelSpec, pipeline: DiffusionPipeline):
+        self.spec, self.settings = spec, spec.typed_settings(pipeline)
+        self.pipeline = pipeline
+        if SAMPLER in self.settings:
+            self.pipeline = swap_schedulers(pipeline, self.settings[SAMPLER])
+            self.pipeline.set_progress_bar_config(disable=True)
+        self.call_settings = {key: value for key, value in self.settings.items() if key != SAMPLER}
 
     @property
     def name(self) -> str:
         return self.spec.name
 
     def describe(self) -> dict:
-        """What a report needs to say exactly what ran."""
-        return {"name": self.name, "kind": self.kind, "source": self.spec.source, "settings": self.settings}
+        """What a report needs to say exactly what ran: the pipeline class, its components and its saved config."""
+        components = self.pipeline.components
+        parts = {name: type(c).__name__ + (f" ({sum(p.numel() for p in c.parameters()) / 1e6:.1f}M)"
+                                           if isinstance(c, torch.nn.Module) else "")
+                 for name, c in components.items() if c is not None}
+        config = {key: value for key, value in self.pipeline.config.items()
+                  if not key.startswith("_") and key not in components}
+        return {"name": self.name, "source": self.spec.source, "settings": self.settings,
+                "pipeline_class": type(self.pipeline).__name__, "components": parts, "config": config}
 
-    def _check(self, prompts: list[str], seeds: list[int]) -> None:
+    @property
+    def sizes(self) -> list[int]:
+        """The image side of every stage of a cascade; empty for a pipeline that is not one."""
+        return [stage.size for stage in self.pipeline.stages] if isinstance(self.pipeline, ImagenPipeline) else []
+
+    def _prompts(self, prompts: list[str], seeds: list[int]) -> list[str]:
+        """The prompts checked, each as the text encoder gets it (rewritten when it cannot read the language)."""
         if len(prompts) != len(seeds):
             raise ValueError(f"got {len(prompts)} prompts for {len(seeds)} seeds; pass one seed per prompt")
         for p in prompts:
             if not isinstance(p, str) or not p.strip():
                 raise ValueError(f"every prompt must be a non-empty string, got {p!r}")
+        return [english_rewrite(self.pipeline, p) or p for p in prompts]
 
-    def generate(self, prompts: list[str], seeds: list[int], progress: Progress | None = None, **settings) -> list[PIL.Image.Image]:
-        raise NotImplementedError
+    def _settings(self, count: int, overrides: dict) -> dict:
+        settings = {**self.call_settings, **overrides}
+        if "negative_prompt" in settings:
+            settings["negative_prompt"] = [settings["negative_prompt"]] * count
+        return settings
 
-
-class ImagenModel(TextToImageModel):
-    """An ImagenPipeline cascade; per-call settings override the entry's, which override the saved defaults."""
-
-    kind = "imagen"
-
-    def describe(self) -> dict:
-        stages = [f"{s.size}px {s.unet.num_parameters() / 1e6:.1f}M" for s in self.pipeline.stages]
-        return {**super().describe(), "defaults": self.pipeline.defaults, "stages": stages,
-                "text_encoder": str(self.pipeline.text_encoder.name_or_path)}
-
-    def generate(self, prompts, seeds, progress=None, **settings):
-        self._check(prompts, seeds)
-        callback = (lambda event: progress(event.done, event.total)) if progress else None
-        out = self.pipeline(list(prompts), seed=[int(s) for s in seeds], callback=callback, **{**self.settings, **settings})
-        return out.images
-
-    @property
-    def sizes(self) -> list[int]:
-        return [stage.size for stage in self.pipeline.stages]
+    def generate(self, prompts: list[str], seeds: list[int], progress: Progress | None = None,
+                 **settings) -> list[PIL.Image.Image]:
+        texts = self._prompts(prompts, seeds)
+        out = self.pipeline(prompt=texts, generator=_seeded(seeds), output_type="pil",
+                            **self._settings(len(texts), settings), **_counting(progress))
+        return list(out.images)
 
     def super_resolve(self, prompts: list[str], low_res: list[PIL.Image.Image], seeds: list[int], **settings):
-        """Run the cascade from `low_res` (the base stage's size) up: the SR stages alone, for PSNR/SSIM."""
-        self._check(prompts, seeds)
-        out = self.pipeline(list(prompts), seed=[int(s) for s in seeds], image=list(low_res), **{**self.settings, **settings})
-        return out.images
-
-
-class DiffusersModel(TextToImageModel):
-    """Any diffusers text-to-image pipeline (Stable Diffusion, DeepFloyd IF stage I, ...)."""
-
-    kind = "diffusers"
-
-    def describe(self) -> dict:
-        return {**super().describe(), "pipeline_class": type(self.pipeline).__name__}
-
-    def generate(self, prompts, seeds, progress=None, **settings):
-        self._check(prompts, seeds)
-        settings = {**self.settings, **settings}
-        pipeline = self.pipeline
-        if "scheduler" in settings:  # a fresh pipeline sharing the modules: the loaded one stays as it was
-            scheduler = scheduler_class(settings.pop("scheduler")).from_config(pipeline.scheduler.config)
-            pipeline = type(pipeline)(**{**pipeline.components, "scheduler": scheduler})
-            pipeline.set_progress_bar_config(disable=True)
-        if "negative_prompt" in settings:
-            settings["negative_prompt"] = [settings["negative_prompt"]] * len(prompts)
-        kwargs = {}
-        if progress is not None:
-            total = settings.get("num_inference_steps", 50)
-
-            def on_step_end(pipe, step, timestep, tensors):
-                progress(step + 1, total)
-                return tensors
-
-            kwargs["callback_on_step_end"] = on_step_end
-        out = pipeline(prompt=list(prompts), generator=_seeded(seeds), output_type="pil", **settings, **kwargs)
+        """Run a cascade from `low_res` (its base stage's size) up: the SR stages alone, for PSNR/SSIM."""
+        if len(self.sizes) < 2:
+            raise ValueError(f"{self.name} is no cascade with a super-resolution stage")
+        texts = self._prompts(prompts, seeds)
+        out = self.pipeline(prompt=texts, generator=_seeded(seeds), image=list(low_res), output_type="pil",
+                            **self._settings(len(texts), settings))
         return list(out.images)
 
 
@@ -202,17 +207,21 @@ def _model_index(source: str) -> tuple[dict, str]:
     """Read a model's model_index.json (shipped name, folder, or hub id) without loading weights."""
     if not is_hub_id(source):
         folder = resolve_folder(source, "Model")
-        index_file = folder / MODEL_INDEX
+        index_file = folder / DiffusionPipeline.config_name
         if not index_file.is_file():
-            raise missing("Model (model_index.json)", folder)
+            raise missing(f"Model ({DiffusionPipeline.config_name})", folder)
         return json.loads(index_file.read_text()), str(folder)
-    from huggingface_hub import hf_hub_download
-
     try:
-        index_file = hf_hub_download(source, MODEL_INDEX, local_files_only=hub_offline())
+        index_file = hf_hub_download(source, DiffusionPipeline.config_name, local_files_only=hub_offline())
     except Exception as err:  # the hub client raises many types; one sentence for the user
         raise missing("Model", source) from err
     return json.loads(Path(index_file).read_text()), source
+
+
+def pipeline_class(index: dict) -> type[DiffusionPipeline]:
+    """The class whose `from_pretrained` loads a folder: this package's for the folders it saved, else diffusers'
+    own resolution of the index's class name (which runs no code from the folder either)."""
+    return ImagenPipeline if index.get("_class_name") == ImagenPipeline.__name__ else DiffusionPipeline
 
 
 class ModelRegistry:
@@ -221,38 +230,31 @@ class ModelRegistry:
     def __init__(self, device: str | torch.device | None = None, compile: bool = False):
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.compile = compile  # torch.compile every Imagen cascade on load (ImagenPipeline.compile, with warm-up)
-        self._pipelines: dict[str, tuple[type[TextToImageModel], object]] = {}
+        self._pipelines: dict[str, DiffusionPipeline] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}
 
-    def add(self, source: str, pipeline) -> None:
+    def add(self, source: str, pipeline: DiffusionPipeline) -> None:
         """Register an already-built pipeline under a name (tests, or a model built in code)."""
-        kind = ImagenModel if isinstance(pipeline, ImagenPipeline) else DiffusersModel
         with self._lock:
-            self._pipelines[source] = (kind, pipeline)
+            self._pipelines[source] = pipeline
 
-    def _load(self, source: str):
+    def _load(self, source: str) -> DiffusionPipeline:
         with self._lock:
             if source not in self._pipelines:
                 started = time.perf_counter()
                 index, where = _model_index(source)
-                if index.get("_class_name") == ImagenPipeline.__name__:
-                    pipe = ImagenPipeline.from_pretrained(where, device=self.device)
-                    self._pipelines[source] = (ImagenModel, pipe.compile() if self.compile else pipe)
-                else:
-                    from diffusers import DiffusionPipeline
-
-                    pipe = DiffusionPipeline.from_pretrained(where, local_files_only=hub_offline()).to(self.device)
-                    pipe.set_progress_bar_config(disable=True)
-                    self._pipelines[source] = (DiffusersModel, pipe)
+                pipe = pipeline_class(index).from_pretrained(where, local_files_only=hub_offline()).to(self.device)
+                pipe.set_progress_bar_config(disable=True)
+                if self.compile and isinstance(pipe, ImagenPipeline):
+                    pipe.compile()
+                self._pipelines[source] = pipe
                 self.load_seconds[source] = time.perf_counter() - started
             return self._pipelines[source]
 
     def get(self, entry: str | ModelSpec) -> TextToImageModel:
         spec = entry if isinstance(entry, ModelSpec) else ModelSpec.parse(entry)
-        kind, pipeline = self._load(spec.source)
-        allowed = IMAGEN_SETTINGS if kind is ImagenModel else DIFFUSERS_SETTINGS
-        return kind(spec, pipeline, spec.typed_settings(allowed))
+        return TextToImageModel(spec, self._load(spec.source))
 
 
 def slug(name: str) -> str:

@@ -21,7 +21,7 @@ from imagen_demo.registry import ModelRegistry
 from imagen_demo.shapes import Spec, parse_caption, test_suite, verify
 from imagen_demo.shapes.captions import language_of
 from imagen_demo.shapes.splits import recaption
-from tiny import build_tiny_clip
+from tiny import build_tiny_clip, build_tiny_stable_diffusion
 
 DRAWBENCH_CATEGORIES = {"Colors", "Counting", "Positional", "Conflicting", "Descriptions", "Misspellings", "Rare Words",
                         "Text", "DALL-E", "Gary Marcus et al.", "Reddit"}
@@ -274,3 +274,19 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown setting 'stpes'" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "empty")]) == 2
     assert "not a benchmark run folder" in capsys.readouterr().err
+
+
+def test_a_stable_diffusion_pipeline_runs_beside_the_imagen_cascade(tmp_path, tiny_pipe_dir, shapes_suite):
+    """One path for every diffusers pipeline: a Stable Diffusion folder made of diffusers' classes (random weights),
+    sampled with a scheduler that has no thresholding, beside an Imagen cascade in one run."""
+    sd = build_tiny_stable_diffusion(tmp_path / "sd")
+    models = f"{tiny_pipe_dir}@steps=2,{sd}@steps=2,guidance=3,scheduler=EulerDiscreteScheduler"
+    out = tmp_path / "run"
+    assert main(["run", "--suite", str(shapes_suite), "--models", models, "--out", str(out), "--seeds", "0",
+                 "--sr-limit", "1", "--clip", "none", "--features", "none"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert [m["pipeline_class"] for m in run["models"]] == ["ImagenPipeline", "StableDiffusionPipeline"]
+    results = pd.read_csv(out / "results.csv")
+    exact = results.query("metric == 'exact'")
+    assert exact.groupby("model")["item"].count().to_dict() == {f"{tiny_pipe_dir}@steps=2": 4, models.split(",", 1)[1]: 4}
+    assert len(results.query("metric == 'psnr_sr'")) == 1  # super-resolution is measured for the cascade alone

@@ -25,7 +25,7 @@ from imagen_demo.demo.validation import (
 from imagen_demo.core.loading import WeightsNotFoundError
 from imagen_demo.core.pipeline import MAX_SEED
 from imagen_demo.prompting import english_rewrite
-from tiny import SHAPES_RECORD, build_tiny_pipeline
+from tiny import SHAPES_RECORD, build_tiny_pipeline, build_tiny_stable_diffusion
 
 PROMPT = "a red circle above a blue square"
 HELD_OUT_ZH = "一幅画着小的菱形的图"  # from shapes-test-zh; the tiny T5 cannot read 幅, 画, ...
@@ -33,11 +33,17 @@ FAST = {"steps_1": 2, "steps_2": 2}
 
 
 @pytest.fixture(scope="module")
-def server(tiny_encoder, tmp_path_factory):
+def stable_diffusion(tmp_path_factory) -> str:
+    """A tiny Stable Diffusion folder built from diffusers' own classes: the Compare tab may show it too."""
+    return str(build_tiny_stable_diffusion(tmp_path_factory.mktemp("sd")))
+
+
+@pytest.fixture(scope="module")
+def server(tiny_encoder, stable_diffusion, tmp_path_factory):
     folder = tmp_path_factory.mktemp("demo") / "tiny"
-    build_tiny_pipeline(tiny_encoder).save_pretrained(folder, store_text_encoder=True, extra_files=SHAPES_RECORD)
+    build_tiny_pipeline(tiny_encoder).save_pretrained(folder, extra_files=SHAPES_RECORD)
     model = str(folder)
-    entries = f"{model}@steps=2,{model}@steps=1,{model}@steps=2,scheduler=ddim"
+    entries = f"{model}@steps=2,{model}@steps=1,{model}@steps=2,scheduler=ddim,{stable_diffusion}@steps=2"
     with serve_tiny(folder, compare_models=entries, clip="shapes-clip") as (url, registry):
         yield Client(url, verbose=False), registry, model
 
@@ -92,7 +98,7 @@ def reproduce_command(note: str) -> list[str]:
 
 def test_the_panel_reads_the_prompt_and_a_chinese_prompt_is_rewritten_into_english(server):
     client, registry, model = server
-    english = english_rewrite(registry.get(model).pipeline.text_encoder, HELD_OUT_ZH)
+    english = english_rewrite(registry.get(model).pipeline, HELD_OUT_ZH)
     shown = client.predict(prompt=HELD_OUT_ZH, rewrite=True, api_name="/understand")
     assert "**Understood as** (single object): **1 × small diamond (any colour)**" in shown
     assert f"**Rewritten as:** “{english}”" in shown
@@ -116,6 +122,15 @@ def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_onc
     assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32)] * 3
     assert len(table.splitlines()) == 2 + len(entries) and "| entry | seconds | CLIP score (shapes-CLIP) |" in table
     assert list(registry.load_seconds) == [model]  # the Generate and Compare tabs share one loaded pipeline
+
+
+def test_compare_puts_a_stable_diffusion_pipeline_beside_the_imagen_cascade(server, stable_diffusion):
+    client, registry, model = server
+    entries = [f"{model}@steps=2", f"{stable_diffusion}@steps=2,scheduler=EulerDiscreteScheduler"]
+    images, table = client.predict(prompt=PROMPT, seed=3, models=",".join(entries), api_name="/compare")
+    assert [item["caption"].split(" · ")[0] for item in images] == entries
+    assert [PIL.Image.open(item["image"]).size for item in images] == [(32, 32), (16, 16)]
+    assert type(registry.get(entries[1]).pipeline.scheduler).__name__ == "EulerDiscreteScheduler"
 
 
 def test_every_picture_has_its_shapes_clip_score_under_it(server):

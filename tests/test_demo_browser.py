@@ -10,6 +10,7 @@ demo instead of the tiny test server (to refresh the README screenshot on the sh
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -40,9 +41,9 @@ def demo_url(tiny_encoder, tmp_path_factory):
         return
     # 20 steps a stage by default: each stage then lasts long enough for the progress bar to show it.
     pipe = build_tiny_pipeline(tiny_encoder)
-    pipe.defaults["num_inference_steps"] = 20
+    pipe.defaults = dataclasses.replace(pipe.defaults, num_inference_steps=20)
     folder = tmp_path_factory.mktemp("browser") / "tiny"
-    pipe.save_pretrained(folder, store_text_encoder=True, extra_files=SHAPES_RECORD)
+    pipe.save_pretrained(folder, extra_files=SHAPES_RECORD)
     with serve_tiny(folder, reports_dir=REPORTS) as (url, _):
         yield url
 

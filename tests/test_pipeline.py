@@ -1,21 +1,27 @@
 """The cascade end to end on tiny random models: shapes, guidance, thresholding, noise augmentation,
-determinism, save/load, schedulers and bad input."""
+determinism, save/load through diffusers, schedulers, callbacks and bad input."""
 
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import PIL.Image
 import pytest
 import torch
-from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+from diffusers import DDIMScheduler, DiffusionPipeline, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from imagen_demo import ImagenPipeline, TextEmbeddings
-from imagen_demo.core.pipeline import _predicted_original, guided_prediction
 from imagen_demo.core.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.core.low_res import upsample
-from imagen_demo.core.schedulers import SCHEDULERS, sampling_scheduler, training_scheduler
+from imagen_demo.core.presets import unet_from_preset
+from imagen_demo.core.sampling import Stage, StageSettings, guided_prediction, predicted_original, sample_stage
+from imagen_demo.core.schedulers import SCHEDULERS, sampling_scheduler, swap_schedulers, training_scheduler
+from imagen_demo.progress import progress_callback
+from tiny import build_tiny_pipeline, randomize_zero_inits
 
 PROMPTS = ["a red circle above a blue square", "two green stars"]
 
@@ -49,6 +55,10 @@ class _Spy(torch.nn.Module):
     def config(self):
         return self.unet.config
 
+    @property
+    def device(self):  # a pipeline component's device, as diffusers reads it
+        return self.unet.device
+
     def encode_text(self, *args):
         return self.unet.encode_text(*args)
 
@@ -58,8 +68,8 @@ class _Spy(torch.nn.Module):
 
 
 def _text(pipe, prompts, negatives=None):
-    cond = pipe.text_encoder.encode(prompts)
-    return cond if negatives is None else TextEmbeddings.cat([cond, pipe.text_encoder.encode(negatives)])
+    cond = pipe.prompt_encoder.encode(prompts)
+    return cond if negatives is None else TextEmbeddings.cat([cond, pipe.prompt_encoder.encode(negatives)])
 
 
 def test_classifier_free_guidance_is_one_batched_forward_with_the_paper_formula(tiny_pipe):
@@ -91,8 +101,7 @@ def test_negative_prompt_replaces_the_null_text(tiny_pipe):
 
 def test_guidance_one_means_no_unconditional_pass(tiny_pipe):
     spies = [_Spy(stage.unet) for stage in tiny_pipe.stages]
-    for stage, spy in zip(tiny_pipe.stages, spies):
-        stage.unet = spy
+    tiny_pipe.unet_1, tiny_pipe.unet_2 = spies
     tiny_pipe(PROMPTS, seed=0, guidance_scale=[1.0, 2.0], num_inference_steps=2)
     assert [c[0].shape[0] for c in spies[0].calls] == [2, 2]
     assert [c[0].shape[0] for c in spies[1].calls] == [4, 4]
@@ -118,7 +127,7 @@ def test_sampling_uses_the_schedulers_thresholding(tiny_pipe, monkeypatch, mode,
     seen = []
     original = SCHEDULERS["ddim"]._threshold_sample
     monkeypatch.setattr(SCHEDULERS["ddim"], "_threshold_sample", lambda self, x: seen.append(self.config.sample_max_value) or original(self, x))
-    tiny_pipe(PROMPTS[0], seed=0, scheduler="ddim", thresholding=mode, num_inference_steps=2)
+    swap_schedulers(tiny_pipe, "ddim")(PROMPTS[0], seed=0, thresholding=mode, num_inference_steps=2)
     assert bool(seen) == expect_calls
     if mode == "static":
         assert set(seen) == {1.0}
@@ -127,8 +136,7 @@ def test_sampling_uses_the_schedulers_thresholding(tiny_pipe, monkeypatch, mode,
 
 
 def test_noise_augmentation_level_reaches_the_super_resolution_unet(tiny_pipe):
-    spy = _Spy(tiny_pipe.stages[1].unet)
-    tiny_pipe.stages[1].unet = spy
+    spy = tiny_pipe.unet_2 = _Spy(tiny_pipe.unet_2)
     out = tiny_pipe(PROMPTS[0], seed=0, noise_aug_level=0.0, guidance_scale=1.0, return_intermediates=True, output_type="pt")
     base = out.stage_images[0] * 2 - 1
     low_res, level = spy.calls[0][4], spy.calls[0][5]
@@ -145,10 +153,11 @@ def test_noise_augmentation_level_reaches_the_super_resolution_unet(tiny_pipe):
 
 def test_seed_determinism_and_batch_independence(tiny_pipe):
     for scheduler in ("ddpm", "dpm++"):  # ddpm draws noise at every step, dpm++ is deterministic
-        alone = tiny_pipe([PROMPTS[0]], seed=[7], scheduler=scheduler, output_type="pt").images
-        again = tiny_pipe([PROMPTS[0]], seed=[7], scheduler=scheduler, output_type="pt").images
-        crowd = tiny_pipe(["a photo of a cat", PROMPTS[0], PROMPTS[1]], seed=[1, 7, 9], scheduler=scheduler, output_type="pt").images
-        other = tiny_pipe([PROMPTS[0]], seed=[8], scheduler=scheduler, output_type="pt").images
+        pipe = swap_schedulers(tiny_pipe, scheduler)
+        alone = pipe([PROMPTS[0]], seed=[7], output_type="pt").images
+        again = pipe([PROMPTS[0]], seed=[7], output_type="pt").images
+        crowd = pipe(["a photo of a cat", PROMPTS[0], PROMPTS[1]], seed=[1, 7, 9], output_type="pt").images
+        other = pipe([PROMPTS[0]], seed=[8], output_type="pt").images
         assert torch.equal(alone, again)
         torch.testing.assert_close(alone[0], crowd[1], atol=1e-5, rtol=0)
         assert (alone - other).abs().max() > 0.05
@@ -156,25 +165,24 @@ def test_seed_determinism_and_batch_independence(tiny_pipe):
 
 @pytest.mark.parametrize("scheduler", sorted(SCHEDULERS))
 def test_every_scheduler_drives_every_stage_and_reload_is_identical(tiny_pipe, tiny_pipe_dir, scheduler):
-    loaded = ImagenPipeline.from_pretrained(tiny_pipe_dir)
-    a = tiny_pipe(PROMPTS, seed=3, scheduler=scheduler, output_type="pt").images
-    b = loaded(PROMPTS, seed=3, scheduler=scheduler, output_type="pt").images
+    loaded = swap_schedulers(ImagenPipeline.from_pretrained(tiny_pipe_dir), scheduler)
+    a = swap_schedulers(tiny_pipe, scheduler)(PROMPTS, seed=3, output_type="pt").images
+    b = loaded(PROMPTS, seed=3, output_type="pt").images
     assert a.shape == (2, 3, 32, 32) and torch.isfinite(a).all()
     assert torch.equal(a, b)
 
 
-def test_save_by_reference_and_set_scheduler(tiny_pipe, tiny_t5_dir, tmp_path):
-    tiny_pipe.set_scheduler("DPMSolverMultistepScheduler", stage=2)
-    tiny_pipe.save_pretrained(tmp_path / "ref")  # text encoder named by its folder, not stored
-    assert not (tmp_path / "ref" / "text_encoder").exists()
+def test_save_by_reference_and_swap_a_scheduler(own_encoder, tiny_t5_dir, tmp_path):
+    pipe = build_tiny_pipeline(own_encoder, store_text_encoder=False)  # the encoder named by its folder, not stored
+    pipe.scheduler_2 = DPMSolverMultistepScheduler.from_config(pipe.scheduler_2.config)  # diffusers' own swap
+    pipe.save_pretrained(tmp_path / "ref")
+    assert not (tmp_path / "ref" / "text_encoder").exists() and not (tmp_path / "ref" / "tokenizer").exists()
     loaded = ImagenPipeline.from_pretrained(tmp_path / "ref")
-    assert loaded.text_encoder.name_or_path == str(tiny_t5_dir)
-    assert type(loaded.stages[1].scheduler).__name__ == "DPMSolverMultistepScheduler"
-    assert loaded.stages[1].scheduler.config.beta_schedule == "linear", "swapping keeps the trained noise schedule"
-    torch.testing.assert_close(
-        tiny_pipe(PROMPTS[0], seed=2, output_type="pt").images, loaded(PROMPTS[0], seed=2, output_type="pt").images
-    )
-    tiny_pipe.save_pretrained(tmp_path / "ref")  # overwriting an existing folder works and leaves no debris
+    assert loaded.prompt_encoder.name_or_path == str(tiny_t5_dir) and loaded.prompt_encoder.max_length == 16
+    assert type(loaded.scheduler_2).__name__ == "DPMSolverMultistepScheduler"
+    assert loaded.scheduler_2.config.beta_schedule == "linear", "swapping keeps the trained noise schedule"
+    torch.testing.assert_close(pipe(PROMPTS[0], seed=2, output_type="pt").images, loaded(PROMPTS[0], seed=2, output_type="pt").images)
+    pipe.save_pretrained(tmp_path / "ref")  # overwriting an existing folder works and leaves no debris
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ref"]
 
 
@@ -195,13 +203,13 @@ def test_the_preview_recovers_a_known_x0(scheduler_class, options, prediction_ty
     seen = lambda x0, eps: scheduler.scale_model_input(scheduler.add_noise(x0, eps, t.expand(2)), t)  # noqa: E731
     a, s = seen(torch.ones(2, 1, 1, 1), torch.zeros(2, 1, 1, 1)), seen(torch.zeros(2, 1, 1, 1), torch.ones(2, 1, 1, 1))
     model_output = eps if prediction_type == "epsilon" else a * eps - s * x0
-    preview = _predicted_original(scheduler, step, t, seen(x0, eps), model_output, prediction_type)
+    preview = predicted_original(scheduler, step, t, seen(x0, eps), model_output, prediction_type)
     torch.testing.assert_close(preview, x0, atol=1e-4, rtol=1e-4)
 
 
-def test_callback_reports_every_step_and_previews(tiny_pipe):
+def test_progress_events_report_every_step_and_previews(tiny_pipe):
     events = []
-    tiny_pipe(PROMPTS, seed=0, num_inference_steps=[3, 2], callback=events.append, preview_every=2)
+    tiny_pipe(PROMPTS, seed=0, num_inference_steps=[3, 2], **progress_callback(events.append, preview_every=2))
     assert [(e.stage, e.step, e.num_steps) for e in events] == [(0, 1, 3), (0, 2, 3), (0, 3, 3), (1, 1, 2), (1, 2, 2)]
     assert [e.done for e in events] == [1, 2, 3, 4, 5] and {e.total for e in events} == {5}
     previews = [(e.stage, e.step, tuple(e.preview.shape)) for e in events if e.preview is not None]
@@ -211,7 +219,7 @@ def test_callback_reports_every_step_and_previews(tiny_pipe):
 def test_super_resolve_a_given_image(tiny_pipe):
     low = PIL.Image.fromarray(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8))
     events = []
-    out = tiny_pipe("a red circle", image=low, seed=0, callback=events.append)
+    out = tiny_pipe("a red circle", image=low, seed=0, **progress_callback(events.append))
     assert out.images[0].size == (32, 32)
     assert {e.stage for e in events} == {1}, "a 16x16 image starts the cascade at the SR stage"
     with pytest.raises(ValueError, match="square with side in"):
@@ -239,11 +247,11 @@ def test_a_tensor_image_in_0_1_is_read_like_the_same_pil_image(tiny_pipe):
         (dict(prompt="x", noise_aug_level=1.5), "noise_aug_level"),
         (dict(prompt="x", num_images_per_prompt=0), "num_images_per_prompt"),
         (dict(prompt="x", seed=-1), "seeds"),
-        (dict(prompt="x", scheduler="euler-magic"), "unknown scheduler"),
-        (dict(prompt="x", scheduler="EulerDiscreteScheduler"), "does not implement thresholding"),
         (dict(prompt="x", thresholding="sometimes"), "thresholding"),
+        (dict(prompt="x", thresholding=["dynamic"]), "1 values but the pipeline has 2 stages"),
         (dict(prompt="x", dynamic_thresholding_percentile=1.5), "percentile"),
         (dict(prompt="x", output_type="gif"), "output_type"),
+        (dict(prompt="x", callback_on_step_end_tensor_inputs=["prompt_embeds"]), "must be among"),
     ],
 )
 def test_bad_input_is_a_clear_error(tiny_pipe, kwargs, match):
@@ -256,7 +264,7 @@ def test_missing_and_corrupt_weights_are_clear_errors(tiny_pipe, tmp_path):
         ImagenPipeline.from_pretrained(tmp_path / "nowhere")
     with pytest.raises(WeightsNotFoundError, match="not available on this machine"):
         ImagenPipeline.from_pretrained("someone/not-a-cached-model")
-    tiny_pipe.save_pretrained(tmp_path / "p", store_text_encoder=True)
+    tiny_pipe.save_pretrained(tmp_path / "p")
     weights = tmp_path / "p" / "unet_2" / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(CorruptWeightsError, match="corrupt or truncated"):
@@ -277,9 +285,9 @@ def test_a_nan_in_one_middle_step_is_still_caught(tiny_pipe, monkeypatch, schedu
         out = guided_prediction(*args, **kwargs)
         return out.fill_(float("nan")) if len(calls) == 2 else out
 
-    monkeypatch.setattr("imagen_demo.core.pipeline.guided_prediction", nan_at_second_call)
+    monkeypatch.setattr("imagen_demo.core.sampling.guided_prediction", nan_at_second_call)
     with pytest.raises(FloatingPointError, match="stage 1: NaN"):
-        tiny_pipe("a red circle", seed=0, num_inference_steps=4, scheduler=scheduler, thresholding=thresholding)
+        swap_schedulers(tiny_pipe, scheduler)("a red circle", seed=0, num_inference_steps=4, thresholding=thresholding)
 
 
 def test_nan_weights_stop_with_a_clear_error(tiny_pipe):
@@ -315,10 +323,7 @@ class _CleanIsZero(torch.nn.Module):
 def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_image(tiny_pipe, residual, prediction_type):
     """Predicting x0 = 0 gives a grey image from a plain SR stage and exactly the bicubic upsampling from a residual
     one, whatever the noise-augmentation level: the residual is added to the clean upsampled image, unthresholded."""
-    from imagen_demo.core.pipeline import Stage, StageSettings, sample_stage
-    from imagen_demo.core.presets import unet_from_preset
-
-    unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type=prediction_type, text_embed_dim=tiny_pipe.text_encoder.dim)
+    unet = unet_from_preset("tiny-sr", low_res_residual=residual, prediction_type=prediction_type, text_embed_dim=tiny_pipe.prompt_encoder.dim)
     scheduler = training_scheduler("linear", prediction_type)
     stage = Stage(_CleanIsZero(unet, scheduler.alphas_cumprod), scheduler)
     low_res = torch.rand(2, 3, 16, 16) * 2 - 1
@@ -328,3 +333,130 @@ def test_a_residual_super_resolution_stage_adds_its_output_to_the_upsampled_imag
     torch.testing.assert_close(out, expected, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="low_res_residual needs a super-resolution U-Net"):
         unet_from_preset("tiny-base", low_res_residual=True)
+
+
+# ----------------------------------------------------------------------------------- a diffusers pipeline
+def test_diffusers_loads_a_saved_folder_through_the_pipeline_code_it_carries(tiny_pipe, tiny_pipe_dir):
+    assert (tiny_pipe_dir / "pipeline.py").is_file()
+    with pytest.raises(ValueError, match="trust_remote_code=True"):  # diffusers runs a folder's code only when told
+        DiffusionPipeline.from_pretrained(tiny_pipe_dir, custom_pipeline="pipeline")
+    pipe = DiffusionPipeline.from_pretrained(tiny_pipe_dir, custom_pipeline="pipeline", trust_remote_code=True)
+    assert type(pipe) is ImagenPipeline
+    assert sorted(name for name, c in pipe.components.items() if c is not None) == [
+        "scheduler_1", "scheduler_2", "text_encoder", "tokenizer", "unet_1", "unet_2"]
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.to("cpu") is pipe and pipe.device == torch.device("cpu")
+    torch.testing.assert_close(pipe(PROMPTS, seed=3, output_type="pt").images, tiny_pipe(PROMPTS, seed=3, output_type="pt").images)
+    copy = ImagenPipeline.from_pipe(pipe, scheduler_1=DDIMScheduler.from_config(pipe.scheduler_1.config))
+    assert copy.unet_1 is pipe.unet_1 and copy.defaults == pipe.defaults and type(pipe.scheduler_1).__name__ == "DDPMScheduler"
+
+
+def test_the_shipped_folder_loads_through_diffusers_by_name_of_its_encoder():
+    from imagen_demo.core.loading import SHIPPED_MODELS
+
+    pipe = DiffusionPipeline.from_pretrained(SHIPPED_MODELS["default"], custom_pipeline="pipeline", trust_remote_code=True)
+    assert type(pipe) is ImagenPipeline and pipe.config.text_encoder_name_or_path == "minilm"
+    assert [type(s.scheduler).__name__ for s in pipe.stages] == ["DPMSolverMultistepScheduler"] * 2
+
+
+def test_model_cpu_offload_hooks_every_model_and_changes_no_image(own_encoder):
+    pipe = build_tiny_pipeline(own_encoder)
+    expected = pipe(PROMPTS, seed=1, output_type="pt").images
+    pipe.enable_model_cpu_offload(device="cpu")  # the CPU stands in for the accelerator: the hooks and their order
+    moved = []
+    hook = pipe.unet_2._hf_hook
+    pre_forward = hook.pre_forward
+    hook.pre_forward = lambda module, *args, **kwargs: moved.append(module) or pre_forward(module, *args, **kwargs)
+    torch.testing.assert_close(pipe(PROMPTS, seed=1, output_type="pt").images, expected)
+    assert moved and moved[0] is pipe.unet_2, "encode_text, the stage's first call, must move its U-Net as forward does"
+
+
+def test_callback_on_step_end_works_as_in_diffusers_pipelines(tiny_pipe):
+    seen = []
+
+    def record(pipe, step, timestep, tensors):
+        seen.append((pipe.stage_index, step, int(timestep), sorted(tensors), pipe.num_timesteps))
+        return {}
+
+    tiny_pipe(PROMPTS[0], seed=0, num_inference_steps=[2, 1], callback_on_step_end=record)
+    assert [(stage, step) for stage, step, *_ in seen] == [(0, 0), (0, 1), (1, 0)]
+    assert {tuple(names) for *_, names, _ in seen} == {("latents",)} and {total for *_, total in seen} == {3}
+
+    def zero_the_base(pipe, step, timestep, tensors):  # what a callback hands back as "latents" is sampled on
+        return {"latents": torch.zeros_like(tensors["latents"])} if pipe.stage_index == 0 else {}
+
+    out = tiny_pipe(PROMPTS[0], seed=0, num_inference_steps=[2, 1], callback_on_step_end=zero_the_base,
+                    return_intermediates=True, output_type="pt")
+    assert torch.all(out.stage_images[0] == 0.5)  # x = 0 in [-1, 1] is grey in [0, 1]
+
+
+def test_saved_defaults_are_typed_and_read_and_a_misspelt_one_is_refused(tiny_pipe, tiny_pipe_dir):
+    loaded = ImagenPipeline.from_pretrained(tiny_pipe_dir)
+    assert loaded.defaults == tiny_pipe.defaults
+    assert (loaded.defaults.guidance_scale, loaded.defaults.num_inference_steps, loaded.defaults.noise_aug_level) == (3.0, 3, 0.2)
+    with pytest.raises(ValueError, match="unknown sampling defaults \\['guidence'\\]"):
+        ImagenPipeline.from_pipe(tiny_pipe, sampling_defaults={"guidence": 3.0})
+    # Every default is read: a call that leaves them all out samples as one that gives each.
+    tiny_pipe.defaults = type(tiny_pipe.defaults)(guidance_scale=[2.0, 1.0], num_inference_steps=[2, 1], noise_aug_level=0.0,
+                                                 thresholding=["static", "none"], dynamic_thresholding_percentile=0.9)
+    stages = []
+    same = tiny_pipe(PROMPTS[0], seed=0, output_type="pt",
+                     callback_on_step_end=lambda pipe, step, t, tensors: stages.append(pipe.stage_index) or {}).images
+    assert stages == [0, 0, 1]
+    given = tiny_pipe(PROMPTS[0], seed=0, guidance_scale=[2.0, 1.0], num_inference_steps=[2, 1], noise_aug_level=0.0,
+                      thresholding=["static", "none"], output_type="pt").images
+    assert torch.equal(same, given)
+
+
+def _residual_cascade(encoder):
+    torch.manual_seed(0)
+    base = randomize_zero_inits(unet_from_preset("tiny-base", text_embed_dim=encoder.dim))
+    sr = randomize_zero_inits(unet_from_preset("tiny-sr", text_embed_dim=encoder.dim, low_res_residual=True))
+    return ImagenPipeline.from_stages(encoder, [Stage(base, training_scheduler("squaredcos_cap_v2", "epsilon")),
+                                                Stage(sr, training_scheduler("linear", "epsilon"))],
+                                      {"num_inference_steps": 2}, store_text_encoder=True)
+
+
+def test_a_setting_a_stage_cannot_use_is_refused_where_it_is_given(own_encoder):
+    pipe = _residual_cascade(own_encoder)
+    pipe("a red circle", seed=0)  # by default the residual stage is not thresholded
+    pipe("a red circle", seed=0, thresholding=["static", "none"])
+    with pytest.raises(ValueError, match="stage 2: thresholding 'dynamic' cannot apply .* residual.*'none'"):
+        pipe("a red circle", seed=0, thresholding="dynamic")
+    with pytest.raises(ValueError, match="stage 2: thresholding 'static'"):
+        pipe.defaults = type(pipe.defaults)(thresholding="static")
+    with pytest.raises(ValueError, match="percentile is for dynamic thresholding"):
+        pipe("a red circle", seed=0, thresholding=["static", "none"], dynamic_thresholding_percentile=0.9)
+    base_only = ImagenPipeline.from_stages(pipe.prompt_encoder, pipe.stages[:1], store_text_encoder=True)
+    with pytest.raises(ValueError, match="noise_aug_level is for super-resolution stages"):
+        base_only("a red circle", seed=0, num_inference_steps=1, noise_aug_level=0.3)
+
+
+def test_samplers_by_name_and_thresholding_only_where_a_stage_thresholds(tiny_pipe):
+    with pytest.raises(ValueError, match="unknown scheduler 'euler-magic'"):
+        swap_schedulers(tiny_pipe, "euler-magic")
+    with pytest.raises(ValueError, match="got 3 schedulers for the 2"):
+        swap_schedulers(tiny_pipe, ["ddim"] * 3)
+    euler = swap_schedulers(tiny_pipe, "EulerDiscreteScheduler")
+    with pytest.raises(ValueError, match="EulerDiscreteScheduler does not implement thresholding"):
+        euler("a red circle", seed=0, num_inference_steps=2)
+    out = euler("a red circle", seed=0, num_inference_steps=2, thresholding="none", output_type="pt").images
+    assert torch.isfinite(out).all()
+
+
+def test_the_core_imports_nothing_of_the_shapes_world_nor_of_the_applications(tmp_path):
+    """Importing and running the pipeline loads the core and the helpers alone: prompt rewriting is the CLI's, the
+    demo's and the benchmark's step, not the pipeline's."""
+    tests = Path(__file__).parent
+    script = (f"import sys; sys.path[:0] = [{str(tests)!r}, {str(tests.parent)!r}]\n"
+              "from pathlib import Path\n"
+              "from imagen_demo.core.text_encoder import TextEncoder\n"
+              "from tiny import build_tiny_pipeline, build_tiny_t5\n"
+              f"encoder = TextEncoder.from_pretrained(build_tiny_t5(Path({str(tmp_path)!r})), max_length=16)\n"
+              "pipe = build_tiny_pipeline(encoder)\n"
+              "assert pipe('红色圆形在蓝色正方形的左边', seed=0, num_inference_steps=1).images[0].size == (32, 32)\n"
+              "print(sorted(m for m in sys.modules if m.startswith('imagen_demo')))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    loaded = eval(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else proc.stderr
+    assert loaded and all(m in ("imagen_demo", "imagen_demo.core", "imagen_demo.utils") or
+                          m.startswith(("imagen_demo.core.", "imagen_demo.utils.")) for m in loaded), loaded

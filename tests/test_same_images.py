@@ -15,6 +15,8 @@ import pytest
 import torch
 
 from imagen_demo import ImagenPipeline, TextEncoder
+from imagen_demo.core.schedulers import swap_schedulers
+from imagen_demo.prompting import english_rewrite
 from tiny import build_tiny_pipeline
 
 RECORDED_WITH = ("AVX2", "2.14.1")  # CPU capability, torch version
@@ -51,24 +53,29 @@ def test_the_tiny_cascade_draws_what_it_drew(one_thread, tiny_t5_dir):
         "unipc": ["57e21970378d9ef6", "fd58d7b355ec5db2", "57e21970378d9ef6"],
     }
     for scheduler, expected in recorded.items():
-        out = pipe(PROMPTS, seed=7, output_type="np", scheduler=scheduler, return_intermediates=True, rewrite_prompts=False)
+        sampler = pipe if scheduler is None else swap_schedulers(pipe, scheduler)
+        out = sampler(PROMPTS, seed=7, output_type="np", return_intermediates=True)
         assert digests(out) == expected, scheduler
-    out = pipe(PROMPTS, seed=7, output_type="np", guidance_scale=[1.0, 2.0], thresholding="static",
-               negative_prompt="blue", rewrite_prompts=False)
+    out = pipe(PROMPTS, seed=7, output_type="np", guidance_scale=[1.0, 2.0], thresholding="static", negative_prompt="blue")
     assert digest(out.images) == "f939a0c128fdc9c6"
-    out = pipe(PROMPTS, seed=7, output_type="np", thresholding="none", noise_aug_level=0.5, num_images_per_prompt=2,
-               rewrite_prompts=False)
+    out = pipe(PROMPTS, seed=7, output_type="np", thresholding="none", noise_aug_level=0.5, num_images_per_prompt=2)
     assert digest(out.images) == "f6ddfdd417109bb1"
     previews = []
-    pipe(PROMPTS, seed=7, output_type="np", rewrite_prompts=False, preview_every=2,
-         callback=lambda event: previews.append(None if event.preview is None else digest(event.preview.numpy())))
+
+    def every_second_step_and_the_last(pipe, step, timestep, tensors):
+        wanted = (step + 1) % 2 == 0 or step + 1 == pipe.stage_num_timesteps
+        previews.append(digest(tensors["pred_original_sample"].numpy()) if wanted else None)
+        return {}
+
+    pipe(PROMPTS, seed=7, output_type="np", callback_on_step_end=every_second_step_and_the_last,
+         callback_on_step_end_tensor_inputs=["pred_original_sample"])
     assert previews == [None, "29162de7f47bcca4", "dac572a895979119", None, "ff46f123bec79ee9", "6385d6de64dc83ee"]
 
 
 def test_the_shipped_model_draws_what_it_drew(one_thread):
     pipe = ImagenPipeline.from_pretrained("default")
-    out = pipe(["a red circle above a blue square", "红色圆形在蓝色正方形的左边"], seed=3, num_inference_steps=[2, 1],
-               output_type="np", return_intermediates=True)
+    prompts = ["a red circle above a blue square", english_rewrite(pipe, "红色圆形在蓝色正方形的左边")]
+    out = pipe(prompts, seed=3, num_inference_steps=[2, 1], output_type="np", return_intermediates=True)
     assert digests(out) == ["279cc23c62d3ab6b", "d9508c452de78f47", "279cc23c62d3ab6b"]
     image = pipe("a green star", seed=11, num_inference_steps=[2, 1]).images[0]
     assert digest(np.asarray(image)) == "f83d421d7582ffa9"
@@ -78,14 +85,13 @@ def test_the_shipped_model_draws_what_it_drew(one_thread):
     ("ddim", "349e123f46bbc770"), ("ddpm", "0090deceb756f71a"), ("unipc", "26f8baa096de1e01"),
 ])
 def test_the_shipped_model_draws_what_it_drew_with_another_sampler(one_thread, scheduler, expected):
-    pipe = ImagenPipeline.from_pretrained("default")
-    out = pipe("a red circle above a blue square", seed=3, num_inference_steps=[2, 1], output_type="np",
-               scheduler=scheduler)
+    pipe = swap_schedulers(ImagenPipeline.from_pretrained("default"), scheduler)
+    out = pipe("a red circle above a blue square", seed=3, num_inference_steps=[2, 1], output_type="np")
     assert digest(out.images) == expected
 
 
 def test_the_shipped_model_draws_what_it_drew_guided_and_clipped(one_thread):
     pipe = ImagenPipeline.from_pretrained("default")
-    out = pipe("two green stars", seed=5, num_inference_steps=[2, 1], output_type="np", thresholding="static",
+    out = pipe("two green stars", seed=5, num_inference_steps=[2, 1], output_type="np", thresholding=["static", "none"],
                guidance_scale=[2.0, 1.5], noise_aug_level=0.3)
     assert digest(out.images) == "f43d1b4b0316817c"

@@ -10,7 +10,10 @@ from diffusers.image_processor import VaeImageProcessor
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
 from imagen_demo.core.loading import SHIPPED_MODELS
-from imagen_demo.core.pipeline import Stage, StageSettings, load_stage, sample_stage
+from imagen_demo.core.defaults import recipe_defaults
+from imagen_demo.core.pipeline import load_stage
+from imagen_demo.core.sampling import Stage, StageSettings, sample_stage
+from imagen_demo.core.schedulers import scheduler_class
 from imagen_demo.shapes import Spec, test_suite, verify
 from imagen_demo.core.unet import EfficientUNet
 from tiny import randomize_zero_inits
@@ -49,7 +52,7 @@ FLOOR_STEPS, FLOOR = 10, 0.60
 
 def _checks_passed(unet) -> float:
     base = load_stage("default", 1)
-    encoder = ImagenPipeline.from_pretrained("default").text_encoder
+    encoder = ImagenPipeline.from_pretrained("default").prompt_encoder
     prompts = [row["prompt"] for row in FLOOR_PROMPTS]
     settings = StageSettings(guidance_scale=5.0, num_inference_steps=FLOOR_STEPS, scheduler="dpm++")
     generators = [torch.Generator().manual_seed(i) for i in range(len(prompts))]
@@ -76,5 +79,7 @@ def test_shipped_sampling_defaults_are_the_recipes():
     from imagen_demo.training.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).parents[1] / "recipes" / "shapes-default.toml")
-    assert ImagenPipeline.from_pretrained("default").defaults == recipe.defaults
-    assert recipe.defaults["guidance_scale"] == [3.0, 1.0]
+    defaults, sampler = recipe_defaults(recipe.defaults)
+    pipe = ImagenPipeline.from_pretrained("default")
+    assert pipe.defaults == defaults and defaults.guidance_scale == [3.0, 1.0]
+    assert [type(stage.scheduler) for stage in pipe.stages] == [scheduler_class(sampler)] * 2

@@ -6,6 +6,7 @@ import time
 
 import torch
 
+from benchmarks.sampling_speed import laid_out
 from tiny import build_tiny_pipeline
 
 PROMPT = "a red circle above a blue square"
@@ -16,10 +17,10 @@ def _images(pipe) -> torch.Tensor:
 
 
 def test_channels_last_and_compiled_sampling_give_the_eager_images(own_encoder):
-    eager = build_tiny_pipeline(own_encoder).to(memory_format=torch.contiguous_format)
-    channels_last = build_tiny_pipeline(own_encoder).to(memory_format=torch.channels_last)
+    eager = laid_out(build_tiny_pipeline(own_encoder), torch.contiguous_format)
+    channels_last = laid_out(build_tiny_pipeline(own_encoder), torch.channels_last)
     started = time.perf_counter()
-    compiled = build_tiny_pipeline(own_encoder).to(memory_format=torch.channels_last).compile()
+    compiled = laid_out(build_tiny_pipeline(own_encoder), torch.channels_last).compile()
     print(f"compiling the tiny cascade with its warm-up took {time.perf_counter() - started:.0f} s")
     assert channels_last.stages[1].unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     assert not eager.stages[1].unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)

@@ -91,7 +91,7 @@ def test_loss_falls_and_stages_assemble_into_a_pipeline(tmp_path, tiny_t5_dir):
     pipe = ImagenPipeline.from_pretrained(assemble(recipe))
     out = pipe("a red circle", seed=0, output_type="np")
     assert out.images.shape == (1, 32, 32, 3)
-    assert pipe.defaults["guidance_scale"] == 2.0
+    assert pipe.defaults.guidance_scale == 2.0
 
 
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, tiny_t5_dir):

@@ -81,7 +81,7 @@ def test_denoising_accuracy_is_perfect_for_an_oracle_and_low_for_an_untrained_un
     import torch
 
     from benchmarks.denoising_accuracy import denoising_accuracy
-    from imagen_demo.core.pipeline import Stage
+    from imagen_demo.core.sampling import Stage
     from imagen_demo.core.presets import unet_from_preset
     from imagen_demo.core.schedulers import training_scheduler
 

@@ -49,21 +49,23 @@ def randomize_zero_inits(unet: torch.nn.Module, std: float = 0.05) -> torch.nn.M
 SHAPES_RECORD = {"training.json": {"data": "shapes"}}
 
 
-def build_tiny_pipeline(text_encoder: TextEncoder, seed: int = 0) -> ImagenPipeline:
-    """Two random stages: 16x16 base (cosine, epsilon) and 16->32 SR (linear, v-prediction)."""
+def build_tiny_pipeline(text_encoder: TextEncoder, seed: int = 0, store_text_encoder: bool = True) -> ImagenPipeline:
+    """Two random stages: 16x16 base (cosine, epsilon) and 16->32 SR (linear, v-prediction). The encoder is stored
+    with a saved copy unless `store_text_encoder` is False (then it is named by its folder)."""
     torch.manual_seed(seed)
     dim = text_encoder.dim
     base = unet_from_preset("tiny-base", text_embed_dim=dim)
     sr = unet_from_preset("tiny-sr", text_embed_dim=dim, prediction_type="v_prediction")
     for unet in (base, sr):
         randomize_zero_inits(unet)
-    return ImagenPipeline(
+    return ImagenPipeline.from_stages(
         text_encoder,
         [
             Stage(base, training_scheduler("squaredcos_cap_v2", "epsilon")),
             Stage(sr, training_scheduler("linear", "v_prediction")),
         ],
         defaults={"guidance_scale": 3.0, "num_inference_steps": 3, "noise_aug_level": 0.2},
+        store_text_encoder=store_text_encoder,
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import PIL.Image
 
 from imagen_demo.utils.atomic import atomic_path, save_image
-from imagen_demo.registry import ImagenModel, TextToImageModel, slug
+from imagen_demo.registry import TextToImageModel, slug
 
 from .jsonl import append_jsonl, read_jsonl
 from .suite import SuiteItem
@@ -159,7 +159,7 @@ def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: li
     chosen = [item for item in items if item.spec][:limit]
     made = 0
     for model in models:
-        if not isinstance(model, ImagenModel) or len(model.sizes) < 2 or not chosen:
+        if len(model.sizes) < 2 or not chosen:
             continue
         fp = fingerprint(model)
         todo = [item for item in chosen if not manifest.done(entry_key("sr", model.name, fp, item.id, seed))]

@@ -1,17 +1,19 @@
-"""The diffusers schedulers a stage can be driven by, by short name, configured for Imagen sampling.
+"""diffusers schedulers by short name, the training noise schedules, and a fresh scheduler per sampling run.
 
-A scheduler is rebuilt from its config for every call: schedulers keep per-run state (timesteps,
-multistep history), so two demo requests must never share one. Thresholding is the scheduler's own
-implementation (``thresholding=True``): dynamic thresholding with ratio p and no upper bound on s is
-the paper's s = max(percentile(|x0|, p), 1); static clipping is the same with s fixed at 1.
+A scheduler is rebuilt from its config for every run: schedulers keep per-run state (timesteps, multistep
+history), so two demo requests must never share one. Thresholding is the scheduler's own implementation
+(``thresholding=True``): dynamic thresholding with ratio p and no upper bound on s is the paper's
+s = max(percentile(|x0|, p), 1); static clipping is the same with s fixed at 1. It is an Imagen rule, so it is
+asked of the schedulers that sample Imagen stages only, and only when the stage thresholds.
 """
 
 from __future__ import annotations
 
 import inspect
+from typing import Sequence
 
 import diffusers
-from diffusers import DDPMScheduler
+from diffusers import DDPMScheduler, DiffusionPipeline
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .sampling_names import SCHEDULER_CLASS_NAMES, THRESHOLDING_MODES
@@ -20,17 +22,14 @@ SCHEDULERS: dict[str, type[SchedulerMixin]] = {name: getattr(diffusers, cls) for
 
 
 def scheduler_class(name_or_class: str | type[SchedulerMixin]) -> type[SchedulerMixin]:
-    """A short name ("dpm++"), a diffusers class name ("DDIMScheduler"), or a class."""
+    """A short name ("dpm++"), a diffusers scheduler class name ("EulerDiscreteScheduler"), or a class."""
     if isinstance(name_or_class, type):
-        cls = name_or_class
-    elif name_or_class in SCHEDULERS:
-        cls = SCHEDULERS[name_or_class]
-    else:
-        cls = getattr(diffusers, str(name_or_class), None)
-        if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
-            raise ValueError(f"unknown scheduler {name_or_class!r}; choose one of {sorted(SCHEDULERS)} or a diffusers scheduler class name")
-    if "thresholding" not in inspect.signature(cls.__init__).parameters:
-        raise ValueError(f"{cls.__name__} does not implement thresholding, which Imagen sampling needs; use one of {sorted(SCHEDULERS)}")
+        return name_or_class
+    if name_or_class in SCHEDULERS:
+        return SCHEDULERS[name_or_class]
+    cls = getattr(diffusers, str(name_or_class), None)
+    if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+        raise ValueError(f"unknown scheduler {name_or_class!r}; choose one of {sorted(SCHEDULERS)} or a diffusers scheduler class name")
     return cls
 
 
@@ -59,15 +58,32 @@ def sampling_scheduler(
     thresholding: str = "dynamic",
     percentile: float = 0.995,
 ) -> SchedulerMixin:
-    """A fresh scheduler for one sampling run, sharing `base`'s noise schedule."""
+    """A fresh scheduler for one sampling run, sharing `base`'s noise schedule (`name_or_class` None: `base`'s class)."""
     check_thresholding(thresholding, percentile)
     cls = scheduler_class(name_or_class if name_or_class is not None else type(base))
+    accepted = inspect.signature(cls.__init__).parameters
+    if thresholding != "none" and "thresholding" not in accepted:
+        raise ValueError(f"{cls.__name__} does not implement thresholding: sample this stage with thresholding 'none', "
+                         f"or with one of {sorted(SCHEDULERS)}")
     options = dict(
         prediction_type=prediction_type,
         thresholding=thresholding != "none",
         dynamic_thresholding_ratio=percentile,
         sample_max_value=1.0 if thresholding == "static" else float("inf"),
+        clip_sample=False,  # thresholding above is the only clipping
     )
-    if "clip_sample" in inspect.signature(cls.__init__).parameters:
-        options["clip_sample"] = False  # thresholding above is the only clipping
-    return cls.from_config(base.config, **options)
+    return cls.from_config(base.config, **{key: value for key, value in options.items() if key in accepted})
+
+
+def swap_schedulers(pipe: DiffusionPipeline, name_or_class: str | type[SchedulerMixin] | Sequence) -> DiffusionPipeline:
+    """A copy of any diffusers pipeline (diffusers' `from_pipe`: the same modules, no new memory) whose scheduler
+    components are of another class, each keeping its noise schedule. One class for all, or one per scheduler
+    component in the order of their names (an Imagen cascade's scheduler_1, scheduler_2, ...). The copy's progress
+    bar shows unless its caller sets it otherwise, as a new pipeline's does."""
+    names = sorted(name for name, component in pipe.components.items()
+                   if name.startswith("scheduler") and isinstance(component, SchedulerMixin))
+    wanted = list(name_or_class) if isinstance(name_or_class, (list, tuple)) else [name_or_class] * len(names)
+    if len(wanted) != len(names):
+        raise ValueError(f"got {len(wanted)} schedulers for the {len(names)} of {type(pipe).__name__} ({', '.join(names)})")
+    swapped = {name: scheduler_class(cls).from_config(pipe.components[name].config) for name, cls in zip(names, wanted)}
+    return type(pipe).from_pipe(pipe, **swapped)

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from diffusers.models.modeling_utils import ModelMixin
+from diffusers.utils.accelerate_utils import apply_forward_hook
 
 # What the U-Net's output means: the noise, the velocity (Salimans & Ho 2022), or the clean image itself. The last
 # suits a residual super-resolution stage, whose clean target is zero on every flat region: predicting it directly
@@ -313,6 +314,7 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         elif low_res is not None:
             raise ValueError("low_res was given but this U-Net is a base model (low_res_conditioning=False)")
 
+    @apply_forward_hook  # under model CPU offload, moves the U-Net to the accelerator as forward does
     def encode_text(self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None = None) -> TextConditioning:
         """Normed, adapted and pooled text: what `forward` takes in place of the raw embeddings to skip this work."""
         if encoder_attention_mask is None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..core.loading import DEFAULT_MODEL
+from ..core.pipeline import ImagenPipeline
 from ..registry import ModelRegistry
 from . import benchmark_tab, compare_tab, generate_tab
 from .clip_score import load_clip
@@ -21,6 +22,13 @@ TABS = [("Generate", generate_tab.build), ("Compare", compare_tab.build), ("Benc
 def default_compare(model: str) -> str:
     """The Compare tab's opening entries: the model as saved, with fewer steps, and with another sampler."""
     return f"{model},{model}@steps=10,{model}@scheduler=ddim"
+
+
+def headline(pipe: ImagenPipeline) -> str:
+    """What the page says the model is: its text encoder and its cascade."""
+    stages = " → ".join(f"{s.size}px {s.unet.num_parameters() / 1e6:.1f}M" for s in pipe.stages)
+    return (f"An open implementation of Google's Imagen: a frozen text encoder (`{pipe.prompt_encoder.name_or_path}`) "
+            f"conditions a cascade of pixel-space diffusion U-Nets ({stages}).")
 
 
 def build_demo(
@@ -40,13 +48,11 @@ def build_demo(
     ctx = DemoContext(registry, model, compare_models or default_compare(model),
                       max_images=max_images, max_compare=max_compare, concurrency=concurrency,
                       reports_dir=Path(reports_dir), clip=load_clip(clip, registry.device))
-    described = ctx.registry.get(model).describe()  # loads the model now, not on the first request
+    pipe = ctx.registry.get(model).pipeline  # loads the model now, not on the first request
+    if not isinstance(pipe, ImagenPipeline):  # the Generate tab has a field per cascade stage
+        raise ValueError(f"the demo's model must be an Imagen pipeline; {model!r} is a {type(pipe).__name__}")
     with gr.Blocks(title="imagen_demo") as demo:
-        gr.Markdown(
-            "# imagen_demo\nAn open implementation of Google's Imagen: a frozen text encoder "
-            f"(`{described.get('text_encoder', '?')}`) conditions a cascade of pixel-space diffusion U-Nets "
-            f"({' → '.join(described.get('stages', []))}). Model: `{model}`."
-        )
+        gr.Markdown(f"# imagen_demo\n{headline(pipe)} Model: `{model}`.")
         with gr.Tabs():
             for label, build in TABS:
                 with gr.Tab(label):

@@ -13,9 +13,11 @@ import time
 import gradio as gr
 
 from ..core.loading import DEFAULT_MODEL
-from ..core.pipeline import ImagenPipeline, ProgressEvent, per_stage
+from ..core.pipeline import ImagenPipeline
+from ..core.sampling import per_stage
+from ..core.schedulers import SCHEDULERS, THRESHOLDING_MODES, swap_schedulers
+from ..progress import ProgressEvent, progress_callback
 from ..prompting import english_rewrite
-from ..core.schedulers import SCHEDULERS, THRESHOLDING_MODES, scheduler_class
 from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .streaming import run_streaming
@@ -28,20 +30,34 @@ EXAMPLES = [  # prompt, seed, random seed: an example gives the same picture eve
     ["two green stars", 1, False],
     ["a yellow triangle to the left of a purple cross", 2, False],
 ]
-# Pipeline keyword -> the `python -m imagen_demo generate` option that sets it.
+# Pipeline keyword (or the demo's sampler and rewrite switch) -> the `python -m imagen_demo generate` option that sets it.
 CLI_OPTIONS = {
     "negative_prompt": "--negative-prompt", "seed": "--seed", "num_images_per_prompt": "--num-images",
     "num_inference_steps": "--steps", "guidance_scale": "--guidance", "scheduler": "--scheduler",
     "noise_aug_level": "--noise-aug", "thresholding": "--thresholding",
-    "dynamic_thresholding_percentile": "--percentile", "rewrite_prompts": "--no-rewrite",
+    "dynamic_thresholding_percentile": "--percentile", "rewrite": "--no-rewrite",
 }
 
 
-def default_scheduler(pipe: ImagenPipeline) -> str:
-    """The model's saved sampler by short name, else the one its base stage came with."""
-    saved = pipe.defaults["scheduler"]
-    cls = scheduler_class(saved) if isinstance(saved, str) else type(pipe.stages[0].scheduler)
-    return next((name for name, known in SCHEDULERS.items() if known is cls), "dpm++")
+def own_scheduler(pipe: ImagenPipeline) -> str:
+    """The sampler the model is saved with (its base stage's scheduler), by short name where it has one."""
+    cls = type(pipe.stages[0].scheduler)
+    return next((name for name, known in SCHEDULERS.items() if known is cls), cls.__name__)
+
+
+def thresholding_choice(pipe: ImagenPipeline) -> tuple[str, str, list[bool]]:
+    """(the saved mode of the first stage that can threshold, the radio's label, which stages it applies to): a stage
+    that predicts a residual is never thresholded, and the label says so rather than the radio silently doing nothing."""
+    stages = pipe.stages
+    applies = [not stage.predicts_residual for stage in stages]
+    saved = per_stage(pipe.defaults.thresholding, len(stages), "thresholding")
+    mode = next((mode or stage.default_thresholding() for mode, stage, a in zip(saved, stages, applies) if a), "none")
+    label = "Thresholding"
+    if not all(applies):
+        on = ", ".join(str(i + 1) for i, a in enumerate(applies) if a)
+        off = ", ".join(str(i + 1) for i, a in enumerate(applies) if not a)
+        label += f" (stage {on}; stage {off} predicts a residual and is never thresholded)"
+    return mode, label, applies
 
 
 def cli_command(model: str, prompt: str, settings: dict) -> str:
@@ -58,13 +74,14 @@ def cli_command(model: str, prompt: str, settings: dict) -> str:
 
 
 def build(ctx: DemoContext) -> None:
-    pipe = ctx.registry.get(ctx.model).pipeline
-    if not isinstance(pipe, ImagenPipeline):
-        raise ValueError(f"the Generate tab needs an Imagen pipeline; {ctx.model!r} is a {type(pipe).__name__}")
+    pipe: ImagenPipeline = ctx.registry.get(ctx.model).pipeline  # build_demo checked that it is one
     sizes = [stage.size for stage in pipe.stages]
     numbers = range(1, len(sizes) + 1)
-    guidance_defaults = per_stage(pipe.defaults["guidance_scale"], len(sizes), "guidance_scale")
-    steps_defaults = per_stage(pipe.defaults["num_inference_steps"], len(sizes), "num_inference_steps")
+    defaults = pipe.defaults
+    guidance_defaults = per_stage(defaults.guidance_scale, len(sizes), "guidance_scale")
+    steps_defaults = per_stage(defaults.num_inference_steps, len(sizes), "num_inference_steps")
+    samplers = list(dict.fromkeys([own_scheduler(pipe), *SCHEDULERS]))
+    thresholding_mode, thresholding_label, thresholded = thresholding_choice(pipe)
 
     with gr.Row():
         with gr.Column(scale=2):
@@ -85,11 +102,12 @@ def build(ctx: DemoContext) -> None:
                         stage_fields[f"guidance_{i}"] = gr.Number(value=guidance, step=0.5,
                                                                label=f"Guidance · stage {i} ({what}, {size} px)")
                         stage_fields[f"steps_{i}"] = gr.Number(label=f"Steps · stage {i}", value=steps, precision=0)
-                scheduler = gr.Dropdown(list(SCHEDULERS), value=default_scheduler(pipe), label="Scheduler")
-                noise_aug = gr.Slider(0, 1, value=pipe.defaults["noise_aug_level"], step=0.01, visible=len(sizes) > 1,
+                scheduler = gr.Dropdown(samplers, value=samplers[0], label="Scheduler")
+                noise_aug = gr.Slider(0, 1, value=defaults.noise_aug_level, step=0.01, visible=len(sizes) > 1,
                                       label="Noise-augmentation level seen by the super-resolution stages")
-                thresholding = gr.Radio(list(THRESHOLDING_MODES), value="dynamic", label="Thresholding")
-                percentile = gr.Slider(0.9, 1.0, value=0.995, step=0.001, label="Dynamic thresholding percentile")
+                thresholding = gr.Radio(list(THRESHOLDING_MODES), value=thresholding_mode, label=thresholding_label)
+                percentile = gr.Slider(0.9, 1.0, value=defaults.dynamic_thresholding_percentile, step=0.001,
+                                       label="Dynamic thresholding percentile")
             button = gr.Button("Generate", variant="primary")
             # Not cached: caching samples every example at start-up.
             gr.Examples(EXAMPLES, [prompt, seed, randomize], cache_examples=False)
@@ -103,23 +121,26 @@ def build(ctx: DemoContext) -> None:
                  percentile, rewrite, progress=gr.Progress(), **stage_fields):
         text = prompt_text(prompt)
         with user_errors():
-            english = english_rewrite(pipe.text_encoder, text) if rewrite else None
-        if notice := truncation_notice(pipe.text_encoder, english or text):
+            english = english_rewrite(pipe, text) if rewrite else None
+        if notice := truncation_notice(pipe.prompt_encoder, english or text):
             gr.Warning(notice)
         count = int(num_images)
-        settings = {
+        settings = {  # the pipeline call's keywords; each a stage cannot use is left out (the fields' labels say so)
             "negative_prompt": (negative_prompt or "").strip() or None,
             "seed": seed_value(seed, randomize_seed, count),
             "num_images_per_prompt": count,
             "num_inference_steps": [steps_value(stage_fields[f"steps_{i}"], f"Steps of stage {i}") for i in numbers],
             "guidance_scale": [guidance_value(stage_fields[f"guidance_{i}"], f"Guidance of stage {i}")
                                for i in numbers],
-            "scheduler": scheduler,
-            "noise_aug_level": noise_aug_level,
-            "thresholding": thresholding,
-            "dynamic_thresholding_percentile": percentile,
-            "rewrite_prompts": bool(rewrite),
+            "noise_aug_level": noise_aug_level if len(sizes) > 1 else None,
+            "thresholding": [thresholding if applies else "none" for applies in thresholded],
+            "dynamic_thresholding_percentile": percentile if thresholding == "dynamic" and any(thresholded) else None,
         }
+        switches = {"scheduler": scheduler if scheduler in SCHEDULERS else None, "rewrite": bool(rewrite)}  # for the CLI
+        sampler = pipe
+        if scheduler != samplers[0]:
+            sampler = swap_schedulers(pipe, scheduler)
+            sampler.set_progress_bar_config(disable=True)
 
         def show(event: ProgressEvent):
             stage = f"stage {event.stage + 1}/{event.num_stages}"
@@ -131,7 +152,7 @@ def build(ctx: DemoContext) -> None:
             return [(image, caption) for image in images], gr.skip(), gr.skip(), gr.skip()
 
         def sample(report):
-            return pipe(text, **settings, callback=report, preview_every=PREVIEW_EVERY, return_intermediates=True)
+            return sampler(english or text, **settings, **progress_callback(report, PREVIEW_EVERY), return_intermediates=True)
 
         started = time.perf_counter()
         with user_errors():
@@ -142,7 +163,7 @@ def build(ctx: DemoContext) -> None:
         note = (f"{rewrite_note(english)}\n\n" if english else "") + (
             f"**{count} image{'s' * (count > 1)} in {seconds:.1f} s, {seeds}.** To reproduce, untick "
             f"*random seed*, enter seed {first} and keep these settings, or run:\n\n"
-            f"```bash\n{cli_command(ctx.model, english or text, settings)}\n```")
+            f"```bash\n{cli_command(ctx.model, english or text, {**settings, **switches})}\n```")
         by_stage = [(images[i], f"image {i + 1} · stage {k + 1} · {sizes[k]} px")
                     for i in range(count) for k, images in enumerate(out.stage_images)]
         scores = shown_scores(ctx.clip, out.images, english or text)

@@ -9,24 +9,26 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..core.pipeline import ImagenPipeline
+from diffusers import DiffusionPipeline
+
 from ..prompting import english_rewrite
 from ..shapes.understand import describe, read
+from ..training.record import training_data
 
 
 def rewrite_note(english: str) -> str:
     return f"**Rewritten as:** “{english}” (the text encoder cannot read the prompt as typed)"
 
 
-def understanding(pipe: ImagenPipeline, prompt: str | None, rewrite: bool = True) -> str:
+def understanding(pipe: DiffusionPipeline, prompt: str | None, rewrite: bool = True) -> str:
     """Markdown for the panel; empty when there is nothing to say."""
     text = (prompt or "").strip()
     if not text:
         return ""
-    lines = [describe(read(text))] if pipe.trained_on == "shapes" else []
+    lines = [describe(read(text))] if training_data(pipe.name_or_path) == "shapes" else []
     if rewrite:
         try:
-            english = english_rewrite(pipe.text_encoder, text)
+            english = english_rewrite(pipe, text)
         except ValueError as err:
             english, lines = None, lines + [f"⚠️ {err}"]
         if english:
@@ -34,7 +36,7 @@ def understanding(pipe: ImagenPipeline, prompt: str | None, rewrite: bool = True
     return "\n\n".join(lines)
 
 
-def panel(pipe: ImagenPipeline, prompt_box: gr.Textbox, switch: gr.Checkbox | None = None,
+def panel(pipe: DiffusionPipeline, prompt_box: gr.Textbox, switch: gr.Checkbox | None = None,
           elem_id: str | None = None, api_name: str | bool = False) -> gr.Markdown:
     """The panel, updated whenever the prompt (or the rewrite switch) changes."""
     shown = gr.Markdown(understanding(pipe, prompt_box.value, switch is None or switch.value), elem_id=elem_id)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from diffusers.image_processor import VaeImageProcessor
 
-from ..core.pipeline import Stage, StageSettings, sample_stage
+from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.text_encoder import TextEncoder
 
 PROXY_SUITE_SEED = 1  # the benchmark uses seed 0

@@ -9,6 +9,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from ..core.defaults import recipe_defaults
 from ..core.presets import PRESETS
 from ..shapes.vocab import CATEGORIES
 
@@ -88,11 +89,12 @@ class Recipe:
     max_length: int = 32
     text_cache: str | None = None  # folder of precomputed text embeddings (worth it for a fixed caption set)
     data: dict = field(default_factory=lambda: {"kind": "shapes"})
-    defaults: dict = field(default_factory=dict)  # sampling defaults saved with the model
+    defaults: dict = field(default_factory=dict)  # sampling defaults and sampler saved with the model (core.defaults)
 
     def __post_init__(self):
         if not self.stages:
             raise ValueError("a recipe needs at least one [[stages]] table")
+        recipe_defaults(self.defaults)  # a misspelt sampling default fails at load, not when the model is assembled
         for i, stage in enumerate(self.stages[1:], start=1):
             if not stage.is_super_resolution or stage.low_res_size != self.stages[i - 1].unet_config["sample_size"]:
                 raise ValueError(f"stage {i + 1} must be super-resolution with low_res_size = stage {i}'s sample_size")

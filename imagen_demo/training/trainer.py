@@ -28,13 +28,16 @@ from diffusers.image_processor import VaeImageProcessor
 
 from ..utils.atomic import atomic_dir, atomic_path, recover_dir, save_image
 from ..core.low_res import noise_augment, upsample
-from ..core.pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
+from ..core.loading import resolve_folder
+from ..core.pipeline import ImagenPipeline, load_stage
+from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.schedulers import training_scheduler
 from ..core.text_encoder import TextEncoder
 from ..core.unet import EfficientUNet
 from .data import make_data
 from .errors import TrainingDivergedError
 from .recipe import Recipe, StageRecipe
+from .record import TRAINING_RECORD
 from .text_cache import DiskEmbeddingCache
 
 CHECKPOINT, FINAL, LOSS_LOG, EVAL_LOG, SAMPLES = "checkpoint", "final", "loss.csv", "eval.csv", "samples"
@@ -191,8 +194,6 @@ class StageTrainer:
 
     def _initial_weights(self, init_from: str | Path, unet_config: dict) -> EfficientUNet:
         """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record."""
-        from ..core.loading import resolve_folder
-
         root = resolve_folder(init_from, "Imagen pipeline")
         unet = load_stage(root, self.stage_index).unet.train().requires_grad_(True)
         saved = {key: unet.config.get(key) for key in unet_config}
@@ -494,5 +495,5 @@ def assemble(recipe: Recipe, output: str | Path | None = None) -> Path:
     extra = {TRAINING_RECORD: record}
     if (output / MODEL_CARD).is_file():  # the card is written by hand: a new assembly keeps it
         extra[MODEL_CARD] = (output / MODEL_CARD).read_text()
-    ImagenPipeline(text_encoder, stages, defaults=recipe.defaults).save_pretrained(output, extra_files=extra)
+    ImagenPipeline.from_stages(text_encoder, stages, recipe.defaults).save_pretrained(output, extra_files=extra)
     return output
