@@ -38,8 +38,10 @@ def test_every_tested_pin_is_a_dependency_with_the_same_version():
 def test_the_shipped_data_files_are_package_data():
     package_data = PYPROJECT["tool"]["setuptools"]["package-data"]
     for package, patterns in package_data.items():
+        # A .py file outside a Python package is data too (a pipeline folder's pipeline.py).
         data = [p.relative_to(ROOT / package).as_posix() for p in (ROOT / package).rglob("*")
-                if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+                if p.is_file() and (p.suffix != ".py" or not (p.parent / "__init__.py").is_file())
+                and "__pycache__" not in p.parts]
         assert data, package
         assert [f for f in data if not any(fnmatch(f, pattern) for pattern in patterns)] == [], package
 
