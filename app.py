@@ -33,6 +33,7 @@ def main(argv=None) -> int:
                              "--clip` takes, or 'none'; env IMAGEN_CLIP")
     args = parser.parse_args(argv)
 
+    # Imported after parsing: gradio and torch take seconds, and --help and a bad argument need neither.
     from imagen_demo.demo import build_demo
     from imagen_demo.registry import ModelRegistry
 

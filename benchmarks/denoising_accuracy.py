@@ -23,9 +23,14 @@ from diffusers.image_processor import VaeImageProcessor
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.core.loading import DEFAULT_MODEL
-from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.core.sampling import Stage, predicted_original
 from imagen_demo.core.text_encoder import TextEncoder
+from imagen_demo.core.unet import EfficientUNet
+from imagen_demo.shapes import CATEGORIES, verify
+from imagen_demo.shapes.example import sample_example
+from imagen_demo.training.data import model_range_tensor
+from imagen_demo.training.evaluate import held_out_accuracy
+from imagen_demo.utils.markdown import markdown_table
 
 CHECKS = ("shape", "count", "size", "position")
 
@@ -34,13 +39,9 @@ CHECKS = ("shape", "count", "size", "position")
 def denoising_accuracy(stage: Stage, text_encoder: TextEncoder, timesteps: list[int], per_category: int = 16,
                        seed: int = 3) -> list[dict]:
     """One row per timestep: verifier pass rate and check rates of the x0 predictions, and their MSE."""
-    from imagen_demo.shapes import CATEGORIES, verify
-    from imagen_demo.shapes.example import sample_example
-    from imagen_demo.training.data import to_tensor
-
     rng = np.random.default_rng(seed)
     examples = [sample_example(rng, category=c, plain_background=0.8) for c in CATEGORIES for _ in range(per_category)]
-    x0 = to_tensor([e.images[stage.size] for e in examples])
+    x0 = model_range_tensor([e.images[stage.size] for e in examples])
     text = text_encoder.encode([e.caption for e in examples])
     processor, unet = VaeImageProcessor(do_resize=False), stage.unet.eval()
     alphas_cumprod = stage.scheduler.alphas_cumprod
@@ -64,9 +65,6 @@ def _rate(passed: list[bool]) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from imagen_demo.training.evaluate import held_out_accuracy
-    from imagen_demo.core.unet import EfficientUNet
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pipeline whose base stage (and text encoder) is scored")
     parser.add_argument("--unet", nargs="*", default=[], help="base U-Net folders scored in the pipeline's place")

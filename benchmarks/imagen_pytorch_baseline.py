@@ -17,6 +17,7 @@ import types
 import warnings
 
 import torch
+from transformers import T5Config
 
 from imagen_demo.core.unet import EfficientUNet
 
@@ -31,7 +32,6 @@ def unet_class():
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["imagen_pytorch"] = package
         t5 = importlib.import_module("imagen_pytorch.t5")
-        from transformers import T5Config
 
         t5.T5_CONFIGS.setdefault(t5.DEFAULT_T5_NAME, {"config": T5Config(d_model=768)})  # t5-v1_1-base, no hub
     with warnings.catch_warnings():  # kornia, imported by it, still calls the deprecated torch.jit.script

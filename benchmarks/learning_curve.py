@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from imagen_demo.core.pipeline import ImagenPipeline
+from imagen_demo.training.evaluate import held_out_accuracy
 from imagen_demo.utils.markdown import markdown_table
 
 # Accuracy per category, and the share of shape checks passed: the smoother signal (logged since the trainer
@@ -41,9 +43,9 @@ def load_curve(path: str | Path, stage: int = 1) -> pd.DataFrame:
 
 
 def plot(curves: dict[str, pd.DataFrame], out: Path, weights: str = "ema") -> Path:
-    import matplotlib
+    import matplotlib  # on use: `point` never plots
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display: before pyplot is imported
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
@@ -81,15 +83,8 @@ def markdown(curves: dict[str, pd.DataFrame], weights: str = "ema") -> str:
 
 def point(model: str, step: int, images_seen: int, train_hours: float, out: Path, per_category: int = 8) -> dict:
     """Score `model`'s base stage with the trainer's proxy and append the row to the curve file `out`."""
-    from imagen_demo import TextEncoder
-    from imagen_demo.core.loading import resolve_folder
-    from imagen_demo.core.pipeline import load_stage
-    from imagen_demo.training.evaluate import held_out_accuracy
-
-    root = resolve_folder(model, "Imagen pipeline")
-    reference = json.loads((root / "model_index.json").read_text())["text_encoder"]
-    encoder = TextEncoder.from_pretrained(reference["name_or_path"], max_length=reference.get("max_length", 64))
-    accuracy = held_out_accuracy(load_stage(root, 1), encoder, per_category)
+    pipe = ImagenPipeline.from_pretrained(model)
+    accuracy = held_out_accuracy(pipe.stages[0], pipe.prompt_encoder, per_category)
     row = {"step": step, "images_seen": images_seen, "train_hours": train_hours,
            **{f"{w}_{c}": v for w in ("ema", "raw") for c, v in accuracy.items()}}  # saved weights are the EMA's
     frame = pd.concat([pd.read_csv(out), pd.DataFrame([row])]) if out.is_file() else pd.DataFrame([row])

@@ -31,9 +31,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import imagen_pytorch_baseline as baseline
 from benchmarks.unet_presets import forward, median_seconds, step_inputs
-from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.core.pipeline import ImagenPipeline
 from imagen_demo.core.sampling import per_stage
+from imagen_demo.utils.markdown import markdown_table
 
 PROMPTS = ("a red circle above a blue square", "two green stars", "a big yellow triangle",
            "a small purple star to the left of a green circle")

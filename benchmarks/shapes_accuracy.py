@@ -21,13 +21,15 @@ import time
 import numpy as np
 import PIL.Image
 import torch
+from PIL import ImageDraw
+from tqdm.auto import tqdm
 
 from imagen_demo import ImagenPipeline
-from imagen_demo.bench.metrics import bootstrap_ci
+from imagen_demo.bench.metrics.statistics import bootstrap_ci
 from imagen_demo.core.loading import DEFAULT_MODEL
-from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.registry import ModelRegistry
 from imagen_demo.shapes import CATEGORIES, Spec, test_suite, verify
+from imagen_demo.utils.markdown import markdown_table
 
 
 def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bool = True,
@@ -35,8 +37,6 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
     """{'rows': per-prompt results with the checks each stage failed, 'accuracy', 'interval' (`summarise`),
     'disagreements' (`stage_disagreements`), 'seconds_per_image': median, 'images'}. `settings` are pipeline
     keywords (e.g. ``{"guidance_scale": [7.0, 1.0]}``) in place of the model's defaults."""
-    from tqdm.auto import tqdm
-
     results, seconds, images = [], [], []
     for i, row in enumerate(tqdm(rows, desc="shapes-test", disable=not progress)):
         spec = Spec.from_dict(row["spec"])
@@ -87,8 +87,6 @@ PASS_COLOUR, FAIL_COLOUR = (0, 160, 0), (220, 0, 0)  # the frame around each pic
 def sample_grid(report: dict, per_category: int = 3, side: int = 128) -> PIL.Image.Image:
     """Final images, one row per category (its first prompts), each captioned with its prompt and framed in green
     (every check passed) or red (PIL's default font has no check-mark glyph)."""
-    from PIL import ImageDraw
-
     cell = side + 28
     grid = PIL.Image.new("RGB", (per_category * side, len(CATEGORIES) * cell), "white")
     draw = ImageDraw.Draw(grid)

@@ -21,8 +21,9 @@ import PIL.Image
 from scipy import ndimage
 
 from imagen_demo import ImagenPipeline
-from imagen_demo.bench.metrics import sr_fidelity
+from imagen_demo.bench.metrics.fidelity import sr_fidelity
 from imagen_demo.core.loading import DEFAULT_MODEL
+from imagen_demo.shapes import Spec, render, sample_scene, test_suite
 from imagen_demo.utils.markdown import markdown_table
 
 BACKGROUND_MARGIN = 3  # pixels around each object that do not count as background (anti-aliased edges)
@@ -30,8 +31,6 @@ BACKGROUND_MARGIN = 3  # pixels around each object that do not count as backgrou
 
 def true_renders(n: int, size: int, seed: int = 0) -> list[tuple[str, PIL.Image.Image, np.ndarray]]:
     """(caption, true render, background mask) for n held-out scenes drawn on plain backgrounds."""
-    from imagen_demo.shapes import Spec, render, sample_scene, test_suite
-
     rows = test_suite(max(1, -(-n // 6)), seed=seed)[:n]
     out = []
     for i, row in enumerate(rows):

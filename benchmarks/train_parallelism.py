@@ -22,8 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.training import load_recipe
+from imagen_demo.utils.markdown import markdown_table
 
 SKIP_STEPS = 3  # start-up and first-call allocations
 

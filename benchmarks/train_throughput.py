@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from imagen_demo.utils.markdown import markdown_table
 from imagen_demo.training import load_recipe
 from imagen_demo.training.trainer import StageTrainer
+from imagen_demo.utils.markdown import markdown_table
 
 DEFAULT_RECIPES = ("recipes/shapes-v1.toml", "recipes/shapes-default.toml")
 

@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from imagen_demo.utils.markdown import markdown_row, markdown_table
 from imagen_demo.core.presets import PRESETS, unet_from_preset
+from imagen_demo.utils.markdown import markdown_row, markdown_table
 
 
 def step_inputs(config, batch: int, tokens: int = 64, seed: int = 0) -> dict:

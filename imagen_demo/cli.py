@@ -86,7 +86,8 @@ def _numbered(path: Path, index: int, count: int, stage: int | None = None) -> P
 
 
 def generate(args: argparse.Namespace) -> list[Path]:
-    import torch  # each command imports what it uses: --help and argument errors answer without torch and diffusers
+    # Imported here, as in every command: --help and argument errors answer without torch and diffusers (test_cli).
+    import torch
 
     from .core.pipeline import ImagenPipeline
     from .core.schedulers import swap_schedulers
@@ -117,7 +118,7 @@ def generate(args: argparse.Namespace) -> list[Path]:
 
 
 def train_or_assemble(args: argparse.Namespace) -> None:
-    from .training import assemble, load_recipe, train_stage
+    from .training import assemble, load_recipe, train_stage  # here, not at the top: see `generate`
 
     recipe = load_recipe(args.config)
     if args.command == "train":

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # Writes a new copy of argv[1], but the process dies right after the old copy was renamed away.
 CRASH_BETWEEN_RENAMES = """
 import os, sys
-from pathlib import Path
 from imagen_demo.utils.atomic import atomic_dir
+from pathlib import Path
 target, real_rename = Path(sys.argv[1]), Path.rename
 def rename(self, dst):
     if Path(dst) == target:

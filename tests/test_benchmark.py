@@ -13,7 +13,15 @@ import pytest
 import torch
 
 from benchmarks.cli import main
-from imagen_demo.bench import metrics
+from imagen_demo.bench.metrics import MetricUnavailable
+from imagen_demo.bench.metrics.clip_score import ClipScorer, _ClipFeatures
+from imagen_demo.bench.metrics.distances import distribution_distances, frechet_distance, kid_subset_size
+from imagen_demo.bench.metrics.exact import verifier_scores
+from imagen_demo.bench.metrics.features import feature_network
+from imagen_demo.bench.metrics.fidelity import sr_fidelity
+from imagen_demo.bench.metrics.pixels import unit_range_tensor
+from imagen_demo.bench.metrics.statistics import bootstrap_ci
+from imagen_demo.bench.references import reference_renders
 from imagen_demo.bench.run import run_benchmark
 from imagen_demo.bench.runner import MANIFEST_FILE, Manifest
 from imagen_demo.bench.suite import builtin_suites, load_suite, round_robin
@@ -35,7 +43,7 @@ def test_builtin_suites_cover_drawbench_and_the_shapes_test_split():
     shapes = load_suite("shapes-test")
     assert len(shapes) == 120 and all(item.spec for item in shapes)
     for item in shapes[::10]:  # every spec is a real, satisfiable scene: its true render verifies
-        assert verify(Spec.from_dict(item.spec), metrics.reference_renders(item.spec, 0, 64)).passed
+        assert verify(Spec.from_dict(item.spec), reference_renders(item.spec, 0, 64)).passed
     held_out = {json.dumps(r["spec"], sort_keys=True) for r in test_suite(40, seed=0)}
     assert all(json.dumps(item.spec, sort_keys=True) in held_out for item in shapes)
 
@@ -86,13 +94,13 @@ def test_item_ids_follow_content_and_limits_cover_categories():
 @pytest.fixture(scope="module")
 def shape_images():
     rows = test_suite(2, seed=0)
-    return ([metrics.reference_renders(r["spec"], 0, 64) for r in rows],
-            [metrics.reference_renders(r["spec"], 1, 64) for r in rows], [r["prompt"] for r in rows])
+    return ([reference_renders(r["spec"], 0, 64) for r in rows],
+            [reference_renders(r["spec"], 1, 64) for r in rows], [r["prompt"] for r in rows])
 
 
 @pytest.fixture(scope="module")
 def effnet():
-    return metrics.feature_network("efficientnet-lite0")
+    return feature_network("efficientnet-lite0")
 
 
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
@@ -102,23 +110,23 @@ def test_frechet_and_kernel_distances_match_torchmetrics(shape_images, effnet):
 
     a, b, _ = shape_images
     fa, fb = effnet.embed(a), effnet.embed(b)
-    ours = {row["metric"]: row for row in metrics.distribution_distances(fa, fb, effnet.label, fid_resamples=50)}
+    ours = {row["metric"]: row for row in distribution_distances(fa, fb, effnet.label, fid_resamples=50)}
     assert set(ours) == {"FD-EfficientNet-Lite0", "KD-EfficientNet-Lite0"}  # only Inception features may be called FID
     fd, kd = ours["FD-EfficientNet-Lite0"], ours["KD-EfficientNet-Lite0"]
     fid = FrechetInceptionDistance(feature=effnet, normalize=True)
-    kid = KernelInceptionDistance(feature=effnet, normalize=True, subset_size=metrics.kid_subset_size(len(a)))
+    kid = KernelInceptionDistance(feature=effnet, normalize=True, subset_size=kid_subset_size(len(a)))
     for metric in (fid, kid):
-        metric.update(metrics.to_tensor(b), real=True)
-        metric.update(metrics.to_tensor(a), real=False)
+        metric.update(unit_range_tensor(b), real=True)
+        metric.update(unit_range_tensor(a), real=False)
     torch.manual_seed(0)  # the subsets distribution_distances draws
     kid_mean, kid_std = kid.compute()
     assert fd["value"] == pytest.approx(float(fid.compute()), rel=1e-4) and fd["value"] > 1.0
     # the n × n form behind the bootstrap is the same distance as torchmetrics' d × d one
-    assert metrics.frechet_distance(fa, fb) == pytest.approx(fd["value"], rel=1e-4)
+    assert frechet_distance(fa, fb) == pytest.approx(fd["value"], rel=1e-4)
     assert (kd["value"], kd["std"]) == (pytest.approx(float(kid_mean), rel=1e-4, abs=1e-6), pytest.approx(float(kid_std), rel=1e-4))
     assert fd["ci_low"] < fd["value"] < fd["ci_high"] and fd["resamples"] == 50
     assert fd["n"] == fd["n_reference"] == kd["n"] == len(a)
-    itself = metrics.distribution_distances(fa, fa, effnet.label, fid_resamples=0)[0]
+    itself = distribution_distances(fa, fa, effnet.label, fid_resamples=0)[0]
     assert abs(itself["value"]) < 1e-2 and math.isnan(itself["ci_low"])
 
 
@@ -126,13 +134,13 @@ def test_psnr_ssim_match_torchmetrics(shape_images):
     from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
     a, b, _ = shape_images
-    ours = metrics.sr_fidelity(a[:3], b[:3])
+    ours = sr_fidelity(a[:3], b[:3])
     for (x, y), got in zip(zip(a[:3], b[:3]), ours):
         psnr, ssim = PeakSignalNoiseRatio(data_range=1.0), StructuralSimilarityIndexMeasure(data_range=1.0)
-        pred, target = metrics.to_tensor([x]), metrics.to_tensor([y])
+        pred, target = unit_range_tensor([x]), unit_range_tensor([y])
         assert got["psnr_sr"] == pytest.approx(float(psnr(pred, target)), rel=1e-5)
         assert got["ssim_sr"] == pytest.approx(float(ssim(pred, target)), rel=1e-5)
-    assert metrics.sr_fidelity([a[0]], [a[0]])[0]["ssim_sr"] == pytest.approx(1.0)
+    assert sr_fidelity([a[0]], [a[0]])[0]["ssim_sr"] == pytest.approx(1.0)
 
 
 def test_clip_score_matches_torchmetrics_per_image(tmp_path, shape_images):
@@ -141,11 +149,11 @@ def test_clip_score_matches_torchmetrics_per_image(tmp_path, shape_images):
 
     folder = build_tiny_clip(tmp_path / "clip")
     a, _, prompts = shape_images
-    ours = metrics.ClipScorer(str(folder))(a, prompts)
-    model, processor = metrics._ClipFeatures(CLIPModel.from_pretrained(folder)), CLIPProcessor.from_pretrained(folder)
+    ours = ClipScorer(str(folder))(a, prompts)
+    model, processor = _ClipFeatures(CLIPModel.from_pretrained(folder)), CLIPProcessor.from_pretrained(folder)
     for image, prompt, got in zip(a, prompts, ours):
         reference = CLIPScore(model_name_or_path=lambda: (model, processor))
-        reference.update((metrics.to_tensor([image])[0] * 255).to(torch.uint8), prompt)
+        reference.update((unit_range_tensor([image])[0] * 255).to(torch.uint8), prompt)
         assert got == pytest.approx(float(reference.compute()), abs=1e-4)
     assert all(0 <= v <= 100 for v in ours) and len(set(ours)) > 1
 
@@ -162,7 +170,7 @@ def test_open_clip_scores_with_local_weights(tmp_path):
     torch.manual_seed(0)
     model = open_clip.create_model("tiny-clip-test")
     save_file(model.state_dict(), tmp_path / "weights.safetensors")
-    scorer = metrics.ClipScorer(f"open_clip:tiny-clip-test:{tmp_path / 'weights.safetensors'}")
+    scorer = ClipScorer(f"open_clip:tiny-clip-test:{tmp_path / 'weights.safetensors'}")
     images = [PIL.Image.new("RGB", (40, 40), c) for c in ("red", "blue")]
     with torch.no_grad():
         _, _, preprocess = open_clip.create_model_and_transforms("tiny-clip-test")
@@ -173,23 +181,23 @@ def test_open_clip_scores_with_local_weights(tmp_path):
 
 
 def test_missing_clip_weights_are_a_sentence_not_a_crash(tmp_path):
-    with pytest.raises(metrics.MetricUnavailable, match="CLIP score skipped: .*nowhere"):
-        metrics.ClipScorer(str(tmp_path / "nowhere"))
+    with pytest.raises(MetricUnavailable, match="CLIP score skipped: .*nowhere"):
+        ClipScorer(str(tmp_path / "nowhere"))
 
 
 def test_bootstrap_intervals():
-    mean, low, high = metrics.bootstrap_ci([0, 1] * 50)
+    mean, low, high = bootstrap_ci([0, 1] * 50)
     assert mean == 0.5 and 0.38 < low < 0.45 and 0.55 < high < 0.62
-    assert metrics.bootstrap_ci([1, 1, 1]) == (1.0, 1.0, 1.0)
-    assert np.isnan(metrics.bootstrap_ci([0.3])[1])
+    assert bootstrap_ci([1, 1, 1]) == (1.0, 1.0, 1.0)
+    assert np.isnan(bootstrap_ci([0.3])[1])
 
 
 def test_verifier_scores_true_and_wrong_pictures(shape_images):
     a, _, _ = shape_images
     rows = test_suite(2, seed=0)
-    assert metrics.verifier_scores(a[0], rows[0]["spec"]) == {"exact": 1.0, "checks": 1.0}
+    assert verifier_scores(a[0], rows[0]["spec"]) == {"exact": 1.0, "checks": 1.0}
     blank = PIL.Image.new("RGB", (64, 64), "white")
-    assert metrics.verifier_scores(blank, rows[0]["spec"])["exact"] == 0.0
+    assert verifier_scores(blank, rows[0]["spec"])["exact"] == 0.0
 
 
 # ------------------------------------------------------------------------------ runner and report

@@ -9,8 +9,8 @@ import pytest
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
-from imagen_demo.demo.understanding import understanding
 from imagen_demo.core.loading import SHIPPED_MODELS
+from imagen_demo.demo.understanding import understanding
 from imagen_demo.prompting import english_rewrite, unreadable_characters
 from imagen_demo.shapes import parse_caption
 from imagen_demo.shapes.captions import language_of

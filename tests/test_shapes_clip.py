@@ -11,9 +11,11 @@ import PIL.Image
 import pytest
 from safetensors import safe_open
 
-from imagen_demo.bench import metrics
+from imagen_demo.bench.metrics import MetricUnavailable
+from imagen_demo.bench.metrics.clip_score import ClipScorer, HUB_CLIP, clip_cache_key, resolve_clip
+from imagen_demo.bench.metrics.shapes_clip import SHIPPED, ShapesClip
+from imagen_demo.bench.references import reference_renders
 from imagen_demo.bench.run import build_report, run_benchmark
-from imagen_demo.bench.shapes_clip import SHIPPED, ShapesClip
 from imagen_demo.bench.shapes_clip.quality import retrieval, verifier_agreement
 from imagen_demo.bench.shapes_clip.train import LOSS_FILE, Recipe, train
 from imagen_demo.bench.suite import load_suite
@@ -46,7 +48,7 @@ def no_hub_clip(monkeypatch):
 
 
 def images(n: int = 2) -> list[PIL.Image.Image]:
-    return [metrics.reference_renders(row["spec"], 0, 64) for row in test_suite(1, seed=0)[:n]]
+    return [reference_renders(row["spec"], 0, 64) for row in test_suite(1, seed=0)[:n]]
 
 
 def test_trains_resumes_and_reloads_from_safetensors_only(tmp_path, tiny_clip_dir):
@@ -78,25 +80,25 @@ def test_it_reads_only_the_grammar_and_chinese_through_its_english_caption(tiny_
 
 
 def test_the_scorer_is_named_shapes_clip_and_gives_the_clip_score(tiny_clip_dir):
-    scorer = metrics.ClipScorer(f"shapes-clip:{tiny_clip_dir}")
+    scorer = ClipScorer(f"shapes-clip:{tiny_clip_dir}")
     assert scorer.label == "shapes-CLIP"
     cos = ShapesClip.load(tiny_clip_dir).cosine(images(), PROMPTS)
     assert scorer(images(), PROMPTS) == pytest.approx((100 * cos.clamp(min=0)).tolist(), abs=1e-4)
     assert math.isnan(scorer(images(1), ["a teal giraffe"])[0])  # a number for it would mean nothing
-    key = metrics.clip_cache_key(f"shapes-clip:{tiny_clip_dir}")
-    assert key.startswith("clip:shapes-clip@") and key != metrics.clip_cache_key("shapes-clip")
-    with pytest.raises(metrics.MetricUnavailable, match="no shapes-CLIP weights"):
-        metrics.ClipScorer(f"shapes-clip:{tiny_clip_dir / 'nowhere'}")
+    key = clip_cache_key(f"shapes-clip:{tiny_clip_dir}")
+    assert key.startswith("clip:shapes-clip@") and key != clip_cache_key("shapes-clip")
+    with pytest.raises(MetricUnavailable, match="no shapes-CLIP weights"):
+        ClipScorer(f"shapes-clip:{tiny_clip_dir / 'nowhere'}")
 
 
 def test_auto_is_the_hub_clip_where_it_is_cached_else_shapes_clip_for_shapes_suites(monkeypatch, no_hub_clip):
     import huggingface_hub
 
-    assert metrics.resolve_clip("auto", shapes=True) == "shapes-clip"
-    assert metrics.resolve_clip("auto", shapes=False) is None
-    assert metrics.resolve_clip("open_clip:ViT-B-32:w.safetensors", shapes=True) == "open_clip:ViT-B-32:w.safetensors"
+    assert resolve_clip("auto", shapes=True) == "shapes-clip"
+    assert resolve_clip("auto", shapes=False) is None
+    assert resolve_clip("open_clip:ViT-B-32:w.safetensors", shapes=True) == "open_clip:ViT-B-32:w.safetensors"
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *args, **kwargs: "/cache/config.json")
-    assert metrics.resolve_clip("auto", shapes=True) == metrics.HUB_CLIP
+    assert resolve_clip("auto", shapes=True) == HUB_CLIP
 
 
 def test_shipped_weights_retrieve_held_out_prompts_from_true_renders():

@@ -9,13 +9,13 @@ from diffusers.image_processor import VaeImageProcessor
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
-from imagen_demo.core.loading import SHIPPED_MODELS
 from imagen_demo.core.defaults import recipe_defaults
+from imagen_demo.core.loading import SHIPPED_MODELS
 from imagen_demo.core.pipeline import load_stage
 from imagen_demo.core.sampling import Stage, StageSettings, sample_stage
 from imagen_demo.core.schedulers import scheduler_class
-from imagen_demo.shapes import Spec, test_suite, verify
 from imagen_demo.core.unet import EfficientUNet
+from imagen_demo.shapes import Spec, test_suite, verify
 from tiny import randomize_zero_inits
 
 

@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 
 from imagen_demo import ImagenPipeline
 from imagen_demo.cli import main
-from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
 from imagen_demo.core.loading import WeightsNotFoundError
 from imagen_demo.shapes import parse_caption
+from imagen_demo.training import TrainingDivergedError, assemble, load_recipe, train_stage
 from imagen_demo.training.data import ImageFolderData, ShapesData, make_data
 from imagen_demo.training.text_cache import DiskEmbeddingCache
 from imagen_demo.training.trainer import StageTrainer, append_row

@@ -13,12 +13,16 @@ import math
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 import PIL.Image
+from PIL import ImageDraw
 
 from imagen_demo.utils.atomic import atomic_path, save_image
 from imagen_demo.utils.markdown import markdown_table
 
+from .metrics.distances import KID_SUBSETS
+from .metrics.features import min_n
 from .scoring import LOWER_IS_BETTER_PREFIXES, OVERALL, Scores
 
 METRIC_ORDER = ["exact", "checks", "clip_score", "psnr_sr", "ssim_sr", "seconds"]
@@ -111,8 +115,6 @@ def set_table(scores: Scores, run: dict) -> pd.DataFrame | None:
 
 def distance_notes(sets: pd.DataFrame) -> list[str]:
     """How to read the distance table: which features, what the intervals are, and the n FID needs."""
-    from .metrics import KID_SUBSETS, min_n
-
     if sets.empty:
         return []
     lines = []
@@ -159,11 +161,10 @@ def frame_table(table: pd.DataFrame, first: str) -> str:
 
 def plots(summary: pd.DataFrame, run: dict) -> dict[str, bytes]:
     """PNG bytes: the headline metric per category (with CIs) and seconds per image, per model."""
-    import matplotlib
+    import matplotlib  # on use: a second to import, and the demo's Benchmark tab imports this module to browse
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # no display: before pyplot is imported
     import matplotlib.pyplot as plt
-    import numpy as np
 
     models = [m["name"] for m in run["models"]]
     out = {}
@@ -230,8 +231,6 @@ def _thumbnail_uri(path: Path) -> str:
 
 def grid_image(out: Path, rows: list[dict], models: list[str], size: int = 128) -> PIL.Image.Image:
     """One PNG: a row per prompt, a column per model, same seed across the row."""
-    from PIL import ImageDraw
-
     label_h = 14
     canvas = PIL.Image.new("RGB", (size * len(models), (size + label_h) * len(rows) + label_h), "white")
     draw = ImageDraw.Draw(canvas)

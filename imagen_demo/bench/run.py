@@ -10,12 +10,13 @@ import time
 from pathlib import Path
 
 from ..registry import ModelRegistry, parse_model_list
-from .metrics import FID_RESAMPLES
+from .metrics.distances import FID_RESAMPLES
+from .report import write_report
 from .runner import generate_images, save_run_file, super_resolve_truth, write_run_file
 from .scoring import load_run, score_run, summarise, write_tables
 from .suite import load_suite
 
-# A hub CLIP where the hub or its cache has one, else shapes-CLIP for suites with scene specs (metrics.resolve_clip).
+# A hub CLIP where the hub or its cache has one, else shapes-CLIP for suites with scene specs (metrics.clip_score.resolve_clip).
 DEFAULT_CLIP = "auto"
 
 
@@ -61,8 +62,6 @@ def score(out: Path, clip: str | None = DEFAULT_CLIP, features: str = "auto", re
 
 def write(out: Path, scores, summary, grid_limit: int = 24) -> dict:
     """results.csv, summary.csv, report.md, report.html; returns what the caller shows."""
-    from .report import write_report
-
     run = load_run(out)
     run["clip"] = scores.clip  # what the reports and the demo's Benchmark tab call the CLIP score's model
     save_run_file(out, run)

@@ -8,8 +8,9 @@ Output folder::
     images/<model>/<item id>-s<seed>.png
     images/<model>/sr/<item id>-s<seed>.png      super-resolved true renders (PSNR/SSIM)
 
-A manifest entry is keyed by model entry, a fingerprint of the model (source, settings, stage sizes and
-parameter counts), item id and seed: a changed suite line, model or setting regenerates only itself.
+A manifest entry is keyed by model entry, a fingerprint of the model (source, settings, pipeline class, components
+with their parameter counts, saved config), item id and seed: a changed suite line, model or setting regenerates only
+itself.
 """
 
 from __future__ import annotations
@@ -21,14 +22,19 @@ import platform
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import PIL.Image
+import torch
+from tqdm.auto import tqdm
 
-from imagen_demo.utils.atomic import atomic_path, save_image
+import imagen_demo
 from imagen_demo.registry import TextToImageModel, slug
+from imagen_demo.utils.atomic import atomic_path, save_image
 
 from .jsonl import append_jsonl, read_jsonl
+from .references import reference_renders
 from .suite import SuiteItem
 
 RUN_FILE = "run.json"
@@ -59,12 +65,6 @@ class Manifest:
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    import torch
-
-    import imagen_demo
-
     out = {"imagen_demo": imagen_demo.__version__, "python": platform.python_version(), "platform": platform.platform()}
     for package in ("torch", "diffusers", "transformers", "torchmetrics", "open_clip_torch"):
         try:
@@ -115,8 +115,6 @@ def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models:
     """Sample every (model, item, seed) not yet in the manifest; returns how many images were made.
 
     `on_image(done, total)` is called after each saved image (the demo's progress bar)."""
-    from tqdm.auto import tqdm
-
     manifest = Manifest(out)
     plan = []
     for model in models:
@@ -144,8 +142,6 @@ def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models:
 
 def true_render_pair(item: SuiteItem, seed: int, low: int, high: int) -> tuple[PIL.Image.Image, PIL.Image.Image]:
     """A true render at `high` and its area-downsampled `low` version: the SR stage's input and target."""
-    from .metrics import reference_renders
-
     truth = reference_renders(item.spec, seed, high)
     return truth.resize((low, low), PIL.Image.BOX), truth
 
@@ -153,8 +149,6 @@ def true_render_pair(item: SuiteItem, seed: int, low: int, high: int) -> tuple[P
 def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: list[TextToImageModel], limit: int,
                         batch_size: int = 1, progress: bool = True) -> int:
     """For cascades: super-resolve downsampled true renders of the first `limit` spec items (for PSNR/SSIM)."""
-    from tqdm.auto import tqdm
-
     manifest = Manifest(out)
     chosen = [item for item in items if item.spec][:limit]
     made = 0

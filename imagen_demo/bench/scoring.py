@@ -13,10 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import PIL.Image
 
-from . import metrics
-from .metrics import MetricUnavailable
+from imagen_demo.utils.atomic import atomic_path
+
 from .jsonl import append_jsonl, read_jsonl
+from .metrics import MetricUnavailable
+from .metrics.clip_score import HUB_CLIP, ClipScorer, clip_cache_key, clip_label, resolve_clip
+from .metrics.distances import FID_RESAMPLES, distribution_distances
+from .metrics.exact import verifier_scores
+from .metrics.features import feature_network
+from .metrics.fidelity import sr_fidelity
+from .metrics.statistics import bootstrap_ci
+from .references import reference_renders
 from .runner import RUN_FILE, Manifest, batches, true_render_pair
 from .suite import SuiteItem
 
@@ -73,13 +82,21 @@ class ScoreCache:
         self.values[(entry["key"], scorer)] = dict(values)
 
 
-def _images(out: Path, entries: list[dict]):
-    return metrics.load_images([Path(out) / e["image"] for e in entries])
+def load_images(paths: list[Path]) -> list[PIL.Image.Image]:
+    out = []
+    for path in paths:
+        with PIL.Image.open(path) as im:
+            out.append(im.convert("RGB"))
+    return out
+
+
+def _images(out: Path, entries: list[dict]) -> list[PIL.Image.Image]:
+    return load_images([Path(out) / e["image"] for e in entries])
 
 
 def score_run(out: Path, clip: str | None = None, features: str = "auto", reference: Path | None = None,
               batch_size: int = 16, device: str = "cpu", reference_seeds: int | None = None,
-              fid_resamples: int = metrics.FID_RESAMPLES) -> Scores:
+              fid_resamples: int = FID_RESAMPLES) -> Scores:
     out = Path(out)
     run = load_run(out)
     items = {item["id"]: SuiteItem(**item) for item in run["items"]}
@@ -95,25 +112,25 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
 
     with_spec = [e for e in images if items[e["item"]].spec]
     score_missing(cache.missing(with_spec, "verifier"), "verifier",
-                  lambda batch: [metrics.verifier_scores(im, items[e["item"]].spec) for e, im in zip(batch, _images(out, batch))])
+                  lambda batch: [verifier_scores(im, items[e["item"]].spec) for e, im in zip(batch, _images(out, batch))])
     if not with_spec:
         notes.append("Exact scoring: not applicable, this suite has no shapes-world scene specs.")
-    score_missing(cache.missing(srs, "sr"), "sr", lambda batch: metrics.sr_fidelity(
+    score_missing(cache.missing(srs, "sr"), "sr", lambda batch: sr_fidelity(
         _images(out, batch), [true_render_pair(items[e["item"]], e["seed"], e["low"], e["high"])[1] for e in batch]))
 
-    clip_name, clip_scorer = metrics.resolve_clip(clip, shapes=bool(with_spec)), None
+    clip_name, clip_scorer = resolve_clip(clip, shapes=bool(with_spec)), None
     if clip_name:
         try:
-            clip_scorer = metrics.clip_cache_key(clip_name)
+            clip_scorer = clip_cache_key(clip_name)
             if cache.missing(images, clip_scorer):
-                scorer = metrics.ClipScorer(clip_name, device=device)
+                scorer = ClipScorer(clip_name, device=device)
                 score_missing(cache.missing(images, clip_scorer), clip_scorer, lambda batch: [
                     {"clip_score": v} for v in scorer(_images(out, batch), [e["prompt"] for e in batch])])
         except MetricUnavailable as err:
             notes.append(str(err))
             clip_name = clip_scorer = None
     elif clip == "auto":
-        notes.append(f"CLIP score skipped: {metrics.HUB_CLIP} is not cached here, and shapes-CLIP, the offline "
+        notes.append(f"CLIP score skipped: {HUB_CLIP} is not cached here, and shapes-CLIP, the offline "
                      "default, reads only shapes-world prompts (suites with scene specs); pass --clip NAME_OR_PATH.")
     else:
         notes.append("CLIP score skipped: no CLIP model given (--clip NAME_OR_PATH).")
@@ -128,7 +145,7 @@ def score_run(out: Path, clip: str | None = None, features: str = "auto", refere
         rows.extend({**base, "metric": metric, "value": value} for metric, value in values.items())
     results = pd.DataFrame(rows, columns=["model", "item", "prompt", "category", "seed", "image", "metric", "value"])
     sets = set_metrics(out, run, items, images, features, reference, notes, reference_seeds, fid_resamples)
-    return Scores(results, sets, notes, clip_name and metrics.clip_label(clip_name))
+    return Scores(results, sets, notes, clip_name and clip_label(clip_name))
 
 
 SET_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "std", "resamples", "n", "n_reference"]
@@ -136,7 +153,7 @@ SET_COLUMNS = ["model", "metric", "value", "ci_low", "ci_high", "std", "resample
 
 def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[dict], features: str,
                 reference: Path | None, notes: list[str], reference_seeds: int | None = None,
-                fid_resamples: int = metrics.FID_RESAMPLES) -> pd.DataFrame:
+                fid_resamples: int = FID_RESAMPLES) -> pd.DataFrame:
     """Fréchet / kernel distance of each model's images to the reference set (true renders or a folder).
 
     True renders: by default one per generated image, of its prompt at its seed; with `reference_seeds` K,
@@ -149,7 +166,7 @@ def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[
     if reference_seeds is not None and reference_seeds < 1:
         raise ValueError(f"--reference-seeds must be at least 1, got {reference_seeds}")
     try:
-        net = metrics.feature_network(features)
+        net = feature_network(features)
     except MetricUnavailable as err:
         notes.append(str(err))
         return pd.DataFrame(columns=SET_COLUMNS)
@@ -160,7 +177,7 @@ def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[
     references: dict = {}
     if reference is not None:
         files = sorted(p for p in Path(reference).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"))
-        references[None] = net.embed(metrics.load_images(files))
+        references[None] = net.embed(load_images(files))
     rows = []
     for model in run["models"]:
         mine = [e for e in images if e["model"] == model["name"]]
@@ -178,9 +195,9 @@ def set_metrics(out: Path, run: dict, items: dict[str, SuiteItem], images: list[
                 drawn = tuple((i, seed) for i in dict.fromkeys(e["item"] for e, _ in pairs) for seed in range(reference_seeds))
             depicted = (drawn, size)
             if depicted not in references:
-                references[depicted] = net.embed([metrics.reference_renders(items[i].spec, seed, size) for i, seed in drawn])
+                references[depicted] = net.embed([reference_renders(items[i].spec, seed, size) for i, seed in drawn])
         try:
-            values = metrics.distribution_distances(net.embed(generated), references[depicted], net.label,
+            values = distribution_distances(net.embed(generated), references[depicted], net.label,
                                                     fid_resamples=fid_resamples)
         except MetricUnavailable as err:
             notes.append(f"{model['name']}: {err}")
@@ -199,7 +216,7 @@ def summarise(scores: Scores, run: dict) -> pd.DataFrame:
     results = scores.results
     for (model, metric), group in results.groupby(["model", "metric"], sort=False):
         for category, values in [*group.groupby("category", sort=False)["value"], (OVERALL, group["value"])]:
-            mean, low, high = metrics.bootstrap_ci(values.to_numpy())
+            mean, low, high = bootstrap_ci(values.to_numpy())
             rows.append({"model": model, "category": category, "metric": metric, "mean": mean,
                          "ci_low": low, "ci_high": high, "std": math.nan, "n": len(values), "n_reference": math.nan})
     for row in scores.sets.to_dict("records"):
@@ -210,8 +227,6 @@ def summarise(scores: Scores, run: dict) -> pd.DataFrame:
 
 
 def write_tables(out: Path, scores: Scores, summary: pd.DataFrame) -> None:
-    from imagen_demo.utils.atomic import atomic_path
-
     for name, frame in ((RESULTS_FILE, scores.results), (SUMMARY_FILE, summary)):
         with atomic_path(Path(out) / name) as tmp:
             frame.to_csv(tmp, index=False)

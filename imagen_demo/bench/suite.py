@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 SUITES_DIR = Path(__file__).parent / "suites"
 SUFFIXES = (".csv", ".tsv", ".jsonl")
 
@@ -60,8 +62,6 @@ def _rows(path: Path) -> list[tuple[int, dict]]:
                 except (json.JSONDecodeError, AttributeError) as err:
                     raise ValueError(f"{path}:{number}: not a JSON object ({err})") from err
         return rows
-    import pandas as pd
-
     frame = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
     frame.columns = [c.strip().lower() for c in frame.columns]
     return [(i + 2, row) for i, row in enumerate(frame.to_dict("records"))]  # +2: header line, 1-based

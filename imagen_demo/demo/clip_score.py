@@ -11,7 +11,8 @@ import warnings
 
 import PIL.Image
 
-from ..bench.metrics import ClipScorer, MetricUnavailable, resolve_clip
+from ..bench.metrics import MetricUnavailable
+from ..bench.metrics.clip_score import ClipScorer, resolve_clip
 
 
 def load_clip(name: str | None, device="cpu") -> ClipScorer | None:

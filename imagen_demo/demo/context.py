@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bench.metrics import ClipScorer
+from ..bench.metrics.clip_score import ClipScorer
 from ..registry import ModelRegistry, parse_model_list
 
 # Every event that samples shares this concurrency group, so tabs never sample at the same time.

@@ -14,8 +14,8 @@ import gradio as gr
 
 from ..core.loading import CorruptWeightsError, WeightsNotFoundError
 from ..core.pipeline import MAX_SEED
-from ..registry import ModelRegistry, ModelSpec, TextToImageModel, parse_model_list
 from ..core.text_encoder import TextEncoder
+from ..registry import ModelRegistry, ModelSpec, TextToImageModel, parse_model_list
 
 MAX_STEPS = 100  # per stage: 100 guided 256 px steps of the small SR U-Net are about 30 s on a 2-core CPU
 MAX_GUIDANCE = 30.0  # far past useful values (the shipped model samples at 5 and 3)

@@ -14,11 +14,14 @@ import numpy as np
 import PIL.Image
 import torch
 
+from ..core.loading import missing
+from ..shapes import CATEGORIES, sample_example
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
 
-def to_tensor(images: list[PIL.Image.Image]) -> torch.Tensor:
-    """PIL images -> float tensor (batch, 3, H, W) in [-1, 1]."""
+def model_range_tensor(images: list[PIL.Image.Image]) -> torch.Tensor:
+    """PIL images -> float tensor (batch, 3, H, W) in [-1, 1], the range the U-Nets denoise."""
     array = np.stack([np.asarray(im.convert("RGB"), dtype=np.float32) for im in images])
     return torch.from_numpy(array).permute(0, 3, 1, 2) / 127.5 - 1.0
 
@@ -43,8 +46,6 @@ class ShapesData:
 
     def __init__(self, seed: int = 0, split: str = "train", language: str = "en", plain_background: float = 0.5,
                  curriculum: list[dict] | None = None):
-        from ..shapes import CATEGORIES
-
         if not 0 <= plain_background <= 1:
             raise ValueError(f"plain_background must be in [0, 1], got {plain_background}")
         self.seed, self.split, self.language, self.plain_background = seed, split, language, plain_background
@@ -65,8 +66,6 @@ class ShapesData:
         return None
 
     def batch(self, index: int, batch_size: int, size: int) -> tuple[list[str], torch.Tensor]:
-        from ..shapes import sample_example
-
         captions, images = [], []
         for i in range(batch_size):
             rng = np.random.default_rng([self.seed, index, i])
@@ -75,7 +74,7 @@ class ShapesData:
                                      plain_background=self.plain_background)
             captions.append(example.caption)
             images.append(example.images[size])
-        return captions, to_tensor(images)
+        return captions, model_range_tensor(images)
 
 
 class _IndexedData:
@@ -100,7 +99,7 @@ class _IndexedData:
             caption, image = self.example(int(self._order[1][offset]))
             captions.append(caption)
             images.append(square(image, size))
-        return captions, to_tensor(images)
+        return captions, model_range_tensor(images)
 
 
 class ImageFolderData(_IndexedData):
@@ -136,11 +135,10 @@ class HuggingFaceData(_IndexedData):
     """A `datasets` dataset with an image column and a caption column (from the local cache when offline)."""
 
     def __init__(self, name: str, split: str = "train", image_column: str = "image", caption_column: str = "text", seed: int = 0):
-        try:
+        try:  # an optional dependency, imported where its absence can be reported
             import datasets
         except ImportError as err:
             raise ImportError("Hugging Face datasets need `pip install datasets`") from err
-        from ..core.loading import missing
 
         try:
             self.dataset = datasets.load_dataset(name, split=split)

@@ -14,6 +14,7 @@ from diffusers.image_processor import VaeImageProcessor
 
 from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.text_encoder import TextEncoder
+from ..shapes import CATEGORIES, CHECK_KINDS, Spec, layout_holds, test_suite, verify
 
 PROXY_SUITE_SEED = 1  # the benchmark uses seed 0
 
@@ -29,8 +30,6 @@ def held_out_accuracy(stage: Stage, text_encoder: TextEncoder, per_category: int
     smoother signal for an A/B of a few thousand steps. `categories` limits the prompts to those (e.g. position
     only, for an arm trained on positions only).
     """
-    from ..shapes import CATEGORIES, CHECK_KINDS, Spec, layout_holds, test_suite, verify
-
     rows = [row for row in test_suite(per_category, seed=PROXY_SUITE_SEED) if row["category"] in (categories or CATEGORIES)]
     settings = StageSettings(guidance_scale=guidance, num_inference_steps=steps, scheduler="dpm++")
     processor = VaeImageProcessor(do_resize=False)

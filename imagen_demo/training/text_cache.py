@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..utils.atomic import atomic_path
 from ..core.text_encoder import TextEmbeddings, TextEncoder
+from ..utils.atomic import atomic_path
 
 
 class DiskEmbeddingCache:

