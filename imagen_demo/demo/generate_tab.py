@@ -136,9 +136,10 @@ def build(ctx: DemoContext) -> None:
             "thresholding": [thresholding if applies else "none" for applies in thresholded],
             "dynamic_thresholding_percentile": percentile if thresholding == "dynamic" and any(thresholded) else None,
         }
-        switches = {"scheduler": scheduler if scheduler in SCHEDULERS else None, "rewrite": bool(rewrite)}  # for the CLI
+        own = scheduler == samplers[0]  # the model's own sampler: the command needs no --scheduler either
+        switches = {"scheduler": None if own else scheduler, "rewrite": bool(rewrite)}  # for the command line
         sampler = pipe
-        if scheduler != samplers[0]:
+        if not own:
             sampler = swap_schedulers(pipe, scheduler)
             sampler.set_progress_bar_config(disable=True)
 
