@@ -16,7 +16,7 @@ from gradio_client.exceptions import AppError
 
 from demo_server import serve_tiny
 from imagen_demo import cli
-from imagen_demo.bench.metrics import ClipScorer
+from imagen_demo.bench.metrics.clip_score import ClipScorer
 from imagen_demo.demo.generate_tab import cli_command
 from imagen_demo.demo.streaming import Cancelled, run_streaming
 from imagen_demo.demo.validation import (
