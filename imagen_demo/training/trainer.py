@@ -34,6 +34,7 @@ from ..text_encoder import TextEncoder
 from ..unet import EfficientUNet
 from .data import make_data
 from .errors import TrainingDivergedError
+from .grow import grow_unet, growth
 from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
@@ -65,12 +66,16 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
-def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float) -> torch.Tensor:
-    """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target."""
+def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float, floor: float = 0.0) -> torch.Tensor:
+    """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target.
+
+    The paper's weight is min(SNR, gamma) on the x0 error, which all but ignores the noisiest steps (x0 weight 0.006
+    at t = 950 of a cosine schedule), where sampling decides the layout; `floor` keeps that weight at least `floor`.
+    """
     from diffusers.training_utils import compute_snr
 
     snr = compute_snr(scheduler, t)
-    clipped = snr.clamp(max=gamma)
+    clipped = snr.clamp(min=floor, max=gamma)
     if prediction_type == "sample":  # the paper's weight is written for the x0 loss
         return clipped
     return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
@@ -194,10 +199,16 @@ class StageTrainer:
         from ..loading import resolve_folder
 
         root = resolve_folder(init_from, "Imagen pipeline")
-        unet = load_stage(root, self.stage_index).unet.train().requires_grad_(True)
-        saved = {key: unet.config.get(key) for key in unet_config}
-        if json.loads(json.dumps(saved)) != json.loads(json.dumps(unet_config)):
-            raise ValueError(f"stage {self.stage_index} of {root} has another U-Net config than this recipe's; it cannot continue")
+        unet = load_stage(root, self.stage_index).unet
+        try:
+            grows = growth(dict(unet.config), unet_config)
+        except ValueError as err:
+            raise ValueError(f"stage {self.stage_index} of {root}: {err}") from None
+        if grows:
+            unet, added = grow_unet(unet, unet_config)
+            changes = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in grows.items())
+            print(f"stage {self.stage_index}: grown from {root} ({changes}); new, zero-initialised: {', '.join(added)}")
+        unet = unet.train().requires_grad_(True)
         record_file = root / TRAINING_RECORD
         if record_file.is_file():
             stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
@@ -243,7 +254,8 @@ class StageTrainer:
             prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
         per_example = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
         if c.loss_weighting == "min_snr":
-            per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma)
+            per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma,
+                                                        c.min_snr_floor)
         return per_example.mean()
 
     def super_resolution_example(self, x0: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, ...]:
