@@ -12,7 +12,7 @@ from imagen_demo.training.trainer import StageTrainer
 from test_training import write_recipe
 from tiny import randomize_zero_inits
 
-GROWN = {"coordinate_input": True, "attention_positions": True, "text_adapter_layers": 2}
+GROWN = {"coordinate_input": True, "attention_positions": True, "layout_prior": True, "text_adapter_layers": 2}
 
 
 def _inputs():
@@ -58,3 +58,16 @@ def test_init_from_grows_the_committed_stage(tmp_path, tiny_t5_dir, tiny_pipe_di
     text = torch.randn(2, 5, committed.config.text_embed_dim)
     with torch.no_grad():
         torch.testing.assert_close(grown(x, t, text), committed(x, t, text), rtol=0, atol=1e-5)  # float32 noise; a live change is ~1e-2
+
+
+def test_position_parts_learn_at_their_own_rate(tmp_path, tiny_t5_dir, tiny_pipe_dir):
+    """position_lr_scale multiplies the learning rate of the grown position parts only, warm-up included."""
+    extra = "steps = 2\nposition_lr_scale = 10.0\noverrides = {coordinate_input = true, attention_positions = true}"
+    trainer = StageTrainer(load_recipe(write_recipe(tmp_path, tiny_t5_dir, base=extra)), 1, show_progress=False,
+                           init_from=tiny_pipe_dir)
+    rest, position = trainer.optimizer.param_groups
+    names = {id(p): n for n, p in trainer.accelerator.unwrap_model(trainer.unet).named_parameters()}
+    assert {names[id(p)].split(".")[0] for p in position["params"]} == {"coordinate_in", "down_levels", "mid", "up_levels"}
+    assert all(names[id(p)].endswith("positions.weight") or names[id(p)] == "coordinate_in.weight" for p in position["params"])
+    trainer.train_step(trainer.step)
+    assert position["lr"] == pytest.approx(10 * rest["lr"]) and rest["lr"] > 0

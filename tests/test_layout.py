@@ -12,9 +12,11 @@ from PIL import ImageOps
 
 from imagen_demo.pipeline import Stage
 from imagen_demo.schedulers import training_scheduler
-from imagen_demo.shapes import detect_objects, layout_holds, sample_example
+from imagen_demo import unet_from_preset
+from imagen_demo.shapes import detect_objects, layout_holds, parse_caption, sample_example
 from imagen_demo.training.layout import layout_diagnostic, toward_layout
-from imagen_demo.unet import grid_coordinates, sinusoidal_positions_2d
+from imagen_demo.training.trainer import layout_loss
+from imagen_demo.unet import grid_coordinates, layout_target, sinusoidal_positions_2d
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +83,38 @@ def test_position_features_name_every_cell():
     assert features.shape == (64, 20) and torch.cdist(features, features).add(torch.eye(64)).min() > 0.1
     coords = grid_coordinates(4, 8)
     assert coords.shape == (1, 2, 4, 8) and coords[0, 0, 0, 0] == -coords[0, 0, 0, -1] and coords[0, 1, 0, 0] < 0
+
+
+def test_layout_target_is_the_foreground_on_the_grid():
+    image = torch.full((1, 3, 8, 8), -0.5)
+    image[:, 0, :2, :2] = 0.5  # a red-ish corner on a dark background
+    target = layout_target(image, 4)
+    assert target.shape == (1, 3, 4, 4) and target[0, 0, 0, 0] == 1.0 and target[0, :, 1:, 1:].abs().max() == 0
+
+
+def test_the_layout_prior_learns_where_from_the_prompt_alone(tiny_encoder):
+    """Trained by its own loss on renders of "... at the top" / "... at the bottom", the prior's map puts the
+    foreground where the prompt says, without reading any picture: what a denoiser cannot learn at t = 999."""
+    torch.manual_seed(0)
+    unet = unet_from_preset("tiny-base", text_embed_dim=tiny_encoder.dim, layout_prior=True)
+    rng = np.random.default_rng(0)
+    places = [(c, side) for c in ("red", "blue") for side in ("top", "bottom")]
+    prompts = [f"{c} {side}" for c, side in places]  # short: the tiny tokenizer spells words out letter by letter
+    renders = {f"{c} {side}": [sample_example(rng, sizes=(16,), spec=parse_caption(f"a {c} circle at the {side}"),
+                                              plain_background=1.0).images[16] for _ in range(8)] for c, side in places}
+    batch = [p for p in prompts for _ in range(8)]
+    images = torch.cat([VaeImageProcessor().preprocess(im) for p in prompts for im in renders[p]])
+    text = tiny_encoder.encode(batch)
+    optimizer = torch.optim.Adam(unet.layout.parameters(), lr=3e-3)
+    for _ in range(150):
+        conditioning = unet.encode_text(text.embeddings, text.mask)
+        loss = layout_loss(conditioning.layout, images).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        probe = tiny_encoder.encode(prompts)
+        maps = unet.encode_text(probe.embeddings, probe.mask).layout.abs().sum(1)  # (4, grid, grid)
+    rows = (torch.arange(maps.shape[1]) + 0.5) / maps.shape[1]
+    centre_y = (maps.sum(2) * rows).sum(1) / maps.sum((1, 2))
+    assert centre_y[0] < 0.4 and centre_y[1] > 0.6 and centre_y[2] < 0.4 and centre_y[3] > 0.6, centre_y

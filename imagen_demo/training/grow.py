@@ -1,8 +1,8 @@
 """Grow a trained U-Net: the same weights in a config that adds zero-initialised parts.
 
-A design change that starts at zero (coordinate input, attention positions, another text-adapter layer) leaves the
-grown model computing exactly what the trained one did, so training goes on from committed weights instead of
-from scratch. Any other difference (channels, levels, prediction type, ...) would silently drop or reshape trained
+A design change that starts at zero (coordinate input, attention positions, layout attention, another text-adapter
+layer) leaves the grown model computing exactly what the trained one did, so training goes on from committed weights
+instead of from scratch. Any other difference (channels, levels, prediction type, ...) would silently drop or reshape trained
 weights, so it is refused.
 """
 
@@ -15,7 +15,7 @@ import torch
 from ..unet import EfficientUNet
 
 # Config fields a grown model may raise, and the parts each adds; every added part starts as zero or identity.
-GROWABLE = ("coordinate_input", "attention_positions", "text_adapter_layers")
+GROWABLE = ("coordinate_input", "attention_positions", "layout_prior", "text_adapter_layers")
 
 
 def growth(saved: dict, wanted: dict) -> dict:

@@ -31,7 +31,7 @@ from ..low_res import noise_augment, upsample
 from ..pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
-from ..unet import EfficientUNet
+from ..unet import POSITION_PARTS, EfficientUNet, layout_target
 from .data import make_data
 from .errors import TrainingDivergedError
 from .grow import grow_unet, growth
@@ -62,6 +62,16 @@ def _lr(recipe: StageRecipe, steps_this_run: int) -> float:
     return recipe.learning_rate * min(1.0, (steps_this_run + 1) / max(recipe.warmup_steps, 1))
 
 
+def parameter_groups(unet: torch.nn.Module, position_lr_scale: float) -> list[dict]:
+    """The optimizer's groups: the position parts (`EfficientUNet.POSITION_PARTS`) at `position_lr_scale` times the
+    learning rate, everything else at it. Zero-initialised parts grown into trained weights start far from where
+    they are useful, while the rest is already there."""
+    named = [(set(name.split(".")) & set(POSITION_PARTS), p) for name, p in unet.named_parameters()]
+    position, rest = [p for part, p in named if part], [p for part, p in named if not part]
+    return [group for group in ({"params": rest, "lr_scale": 1.0}, {"params": position, "lr_scale": position_lr_scale})
+            if group["params"]]
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
@@ -90,6 +100,12 @@ def shifted_timesteps(scheduler, shift: float) -> torch.Tensor:
     log_snr = torch.log(scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod))  # decreasing in t
     wanted = log_snr - 2 * math.log(shift)
     return torch.searchsorted(-log_snr, -wanted).clamp(max=len(log_snr) - 1)
+
+
+def layout_loss(layout: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Per-example MSE of a layout prior's map against `layout_target` of the clean images."""
+    target = layout_target(images.float(), layout.shape[-1])
+    return F.mse_loss(layout.float(), target, reduction="none").mean(dim=(1, 2, 3))
 
 
 def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -185,7 +201,8 @@ class StageTrainer:
         self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
         self.scheduler = training_scheduler(self.config.beta_schedule, unet.config.prediction_type)
         self.timesteps = shifted_timesteps(self.scheduler, self.config.noise_shift)
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(unet, self.config.position_lr_scale), lr=self.config.learning_rate,
+                                      weight_decay=self.config.weight_decay)
         if resume:
             optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
         self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
@@ -214,7 +231,7 @@ class StageTrainer:
             stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
             self.step = self.start_step = int(stage_record.get("step", 0))  # the data stream goes on where it was
             self.record.update({k: stage_record[k] for k in self.record if k in stage_record})
-            if not (self.dir / EVAL_LOG).exists():  # the learning curve so far goes on too
+            if self.accelerator.is_main_process and not (self.dir / EVAL_LOG).exists():  # the learning curve goes on too
                 for row in stage_record.get("eval", []):
                     self._append(EVAL_LOG, row)
         return unet
@@ -251,11 +268,13 @@ class StageTrainer:
         text = self.encode(captions)
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
-            prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
+            prediction, layout = self.unet(noisy, t, text.embeddings, text.mask, **extra, return_layout=True)
         per_example = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
         if c.loss_weighting == "min_snr":
             per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma,
                                                         c.min_snr_floor)
+        if layout is not None:  # the layout prior's own loss: text -> the clean picture's foreground on the grid
+            per_example = per_example + c.layout_loss_weight * layout_loss(layout, x0)
         return per_example.mean()
 
     def super_resolution_example(self, x0: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -276,7 +295,7 @@ class StageTrainer:
     def train_step(self, step: int) -> float:
         c = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr(c, step - self.start_step)
+            group["lr"] = _lr(c, step - self.start_step) * group["lr_scale"]
         total = 0.0
         for micro in range(c.gradient_accumulation):
             last = micro == c.gradient_accumulation - 1
