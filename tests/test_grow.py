@@ -71,3 +71,19 @@ def test_position_parts_learn_at_their_own_rate(tmp_path, tiny_t5_dir, tiny_pipe
     assert all(names[id(p)].endswith("positions.weight") or names[id(p)] == "coordinate_in.weight" for p in position["params"])
     trainer.train_step(trainer.step)
     assert position["lr"] == pytest.approx(10 * rest["lr"]) and rest["lr"] > 0
+
+
+def test_a_grown_layout_prior_trains_alone_first(tmp_path, tiny_t5_dir, tiny_pipe_dir):
+    """layout_prior_steps: the new prior learns on its own loss before any denoising step; nothing else moves, the
+    grown model still computes what the committed one did (its injection is still zero), and the record counts it."""
+    grown = {}
+    for steps in (0, 3):
+        (tmp_path / str(steps)).mkdir()
+        extra = f"steps = 1\nlayout_prior_steps = {steps}\noverrides = {{layout_prior = true}}"
+        trainer = StageTrainer(load_recipe(write_recipe(tmp_path / str(steps), tiny_t5_dir, base=extra)), 1,
+                               show_progress=False, init_from=tiny_pipe_dir)
+        grown[steps] = dict(trainer.accelerator.unwrap_model(trainer.unet).named_parameters())
+    changed = {name for name, p in grown[3].items() if not torch.equal(p, grown[0][name])}
+    assert changed and {name.split(".")[1] for name in changed} == {"places", "attention", "head"}
+    assert not grown[3]["layout.inject.weight"].any()  # zero until the denoiser learns to read the map
+    assert trainer.record["layout_prior_images"] == 3 * 2 * 8

@@ -15,7 +15,7 @@ from imagen_demo.schedulers import training_scheduler
 from imagen_demo import unet_from_preset
 from imagen_demo.shapes import detect_objects, layout_holds, parse_caption, sample_example
 from imagen_demo.training.layout import layout_diagnostic, toward_layout
-from imagen_demo.training.trainer import layout_loss
+from imagen_demo.training.layout_prior import layout_loss
 from imagen_demo.unet import grid_coordinates, layout_target, sinusoidal_positions_2d
 
 

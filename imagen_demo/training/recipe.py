@@ -35,6 +35,7 @@ class StageRecipe:
     min_snr_gamma: float = 5.0
     position_lr_scale: float = 1.0  # learning-rate multiplier of the U-Net's position parts (coordinate_input, ...)
     layout_loss_weight: float = 1.0  # weight of the layout prior's own loss (a U-Net with layout_prior = true)
+    layout_prior_steps: int = 0  # a run that starts a layout prior first trains it alone this many steps (cheap)
     min_snr_floor: float = 0.0  # least x0-loss weight at any noise level (1: the noisiest steps count like plain x0 MSE)
     # Training timesteps drawn where the schedule's SNR is 1/noise_shift^2 of a uniform draw's (Hoogeboom et al.
     # 2023, arXiv 2301.11093): flat-colour images keep their layout at noise levels that hide a photo's, so the

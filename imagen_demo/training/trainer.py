@@ -31,10 +31,11 @@ from ..low_res import noise_augment, upsample
 from ..pipeline import TRAINING_RECORD, ImagenPipeline, Stage, StageSettings, load_stage, sample_stage
 from ..schedulers import training_scheduler
 from ..text_encoder import TextEncoder
-from ..unet import POSITION_PARTS, EfficientUNet, layout_target
+from ..unet import POSITION_PARTS, EfficientUNet
 from .data import make_data
 from .errors import TrainingDivergedError
 from .grow import grow_unet, growth
+from .layout_prior import layout_loss, pretrain_layout_prior
 from .recipe import Recipe, StageRecipe
 from .text_cache import DiskEmbeddingCache
 
@@ -100,12 +101,6 @@ def shifted_timesteps(scheduler, shift: float) -> torch.Tensor:
     log_snr = torch.log(scheduler.alphas_cumprod / (1 - scheduler.alphas_cumprod))  # decreasing in t
     wanted = log_snr - 2 * math.log(shift)
     return torch.searchsorted(-log_snr, -wanted).clamp(max=len(log_snr) - 1)
-
-
-def layout_loss(layout: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    """Per-example MSE of a layout prior's map against `layout_target` of the clean images."""
-    target = layout_target(images.float(), layout.shape[-1])
-    return F.mse_loss(layout.float(), target, reduction="none").mean(dim=(1, 2, 3))
 
 
 def _area_downsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -174,7 +169,8 @@ class StageTrainer:
         self.best_window_loss = math.inf  # lowest judged mean loss so far (the divergence check)
         self.window_losses: list[float] = []  # this process's losses not yet judged
         # Cumulative over every run that led to these weights, so a model folder says how far it is trained.
-        self.record = {"images_seen": 0, "train_seconds": 0.0}
+        # layout_prior_images: captioned images the layout prior alone trained on (a small share of a denoising step's cost)
+        self.record = {"images_seen": 0, "train_seconds": 0.0, "layout_prior_images": 0}
         if resume:
             state = json.loads((checkpoint / "state.json").read_text())
             if state["unet_config"] != json.loads(json.dumps(unet_config)):
@@ -192,6 +188,15 @@ class StageTrainer:
             torch.manual_seed(self.config.seed)
             unet = EfficientUNet(**unet_config) if init_from is None else self._initial_weights(init_from, unet_config)
             c = self.config
+            if unet.layout is not None and c.layout_prior_steps and self.accelerator.is_main_process:
+                # other processes receive these weights when the U-Net is prepared (broadcast from the first)
+                data = make_data(recipe.data, seed=c.seed + 1)  # not the denoiser's stream
+                started = time.monotonic()
+                loss = pretrain_layout_prior(unet, self.encode, data, c.layout_prior_steps, 2 * c.batch_size,
+                                             c.learning_rate * c.position_lr_scale)
+                self.record["layout_prior_images"] += c.layout_prior_steps * 2 * c.batch_size
+                self.record["train_seconds"] += time.monotonic() - started
+                print(f"stage {stage}: layout prior trained alone for {c.layout_prior_steps} steps (loss {loss:.4f})")
             self.ema = EMAModel(unet.parameters(), decay=c.ema_decay, use_ema_warmup=c.ema_warmup, power=c.ema_power,
                                 model_cls=EfficientUNet, model_config=unet.config)
         if self.config.channels_last:
