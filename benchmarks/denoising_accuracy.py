@@ -11,6 +11,11 @@ denoiser has learned, not composition). Several U-Nets (e.g. the arms of an A/B,
     python -m benchmarks.denoising_accuracy --unet runs/a/stage_1/final/unet runs/b/stage_1/final/unet --proxy 32
 
 `--proxy N` also samples the trainer's held-out proxy (N prompts per category, 20 steps) for each U-Net.
+`--layout` scores the noisiest timesteps instead, where sampling decides the layout: how far the prompt moves the
+one-step prediction toward the named side, and the layout checks with and without the prompt
+(`imagen_demo.training.layout`)::
+
+    python -m benchmarks.denoising_accuracy --layout --unet runs/a/stage_1/final/unet runs/b/stage_1/final/unet
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from imagen_demo.shapes import CATEGORIES, verify
 from imagen_demo.shapes.example import sample_example
 from imagen_demo.training.data import model_range_tensor
 from imagen_demo.training.evaluate import held_out_accuracy
+from imagen_demo.training.layout import LAYOUT_TIMESTEPS, layout_diagnostic
 from imagen_demo.utils.markdown import markdown_table
 
 CHECKS = ("shape", "count", "size", "position")
@@ -68,7 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, help="pipeline whose base stage (and text encoder) is scored")
     parser.add_argument("--unet", nargs="*", default=[], help="base U-Net folders scored in the pipeline's place")
-    parser.add_argument("--timesteps", type=int, nargs="+", default=[600, 700, 800])
+    parser.add_argument("--timesteps", type=int, nargs="+", default=None,
+                        help=f"default 600 700 800, or {' '.join(map(str, LAYOUT_TIMESTEPS))} with --layout")
+    parser.add_argument("--layout", action="store_true", help="the layout diagnostic at the noisiest timesteps")
     parser.add_argument("--per-category", type=int, default=16)
     parser.add_argument("--proxy", type=int, default=0, help="also the held-out sampling proxy, N prompts per category")
     args = parser.parse_args(argv)
@@ -80,7 +88,11 @@ def main(argv: list[str] | None = None) -> None:
     table, proxies = [], []
     for name, unet in candidates.items():
         stage.unet = unet.eval()
-        table += [{"unet": name, **row} for row in denoising_accuracy(stage, pipe.prompt_encoder, args.timesteps, args.per_category)]
+        if args.layout:
+            rows = layout_diagnostic(stage, pipe.prompt_encoder, args.timesteps or LAYOUT_TIMESTEPS, args.per_category)
+        else:
+            rows = denoising_accuracy(stage, pipe.prompt_encoder, args.timesteps or [600, 700, 800], args.per_category)
+        table += [{"unet": name, **row} for row in rows]
         if args.proxy:
             proxy = held_out_accuracy(stage, pipe.prompt_encoder, per_category=args.proxy)
             proxies.append({"unet": name, "overall": proxy["overall"],

@@ -47,7 +47,8 @@ def evaluate(pipe: ImagenPipeline, rows: list[dict], seed: int = 0, progress: bo
         failed = {stage: [f"{c.name}: {c.detail}" for c in v.checks if not c.passed] for stage, v in verdicts.items()}
         first, last = out.stage_images[0][0], out.stage_images[-1][0]
         upsampled = verify(spec, first.resize(last.size, PIL.Image.BICUBIC)).passed  # first stage at last size
-        results.append({"prompt": row["prompt"], "category": row["category"], "seed": seed + i,
+        results.append({"prompt": row["prompt"], "category": row["category"], "relation": spec.relation is not None,
+                        "seed": seed + i,
                         **{stage: v.passed for stage, v in verdicts.items()}, "failed_checks": failed,
                         "bicubic_first_stage": upsampled})
         images.append(last)
@@ -69,11 +70,16 @@ def stage_disagreements(rows: list[dict]) -> dict:
     }
 
 
+POSITION_PARTS = {"position: absolute": False, "position: relation": True}  # reported beside the category
+
+
 def summarise(rows: list[dict]) -> dict:
     """{'accuracy': {stage: {category: mean}}, 'interval': {stage: {category: [low, high]}}} of per-prompt results."""
     accuracy, interval = {}, {}
     for stage in (k for k in rows[0] if k.startswith("stage_")):
         passed = {c: [r[stage] for r in rows if r["category"] == c] for c in CATEGORIES}
+        for part, relation in POSITION_PARTS.items():  # "at the top" and "above a square" are learned apart
+            passed[part] = [r[stage] for r in rows if r["category"] == "position" and r["relation"] == relation]
         passed["overall"] = [r[stage] for r in rows]
         stats = {group: bootstrap_ci(values) for group, values in passed.items()}
         accuracy[stage] = {group: mean for group, (mean, _, _) in stats.items()}
@@ -111,7 +117,8 @@ def accuracy_table(report: dict, sizes: list[int]) -> str:
         low, high = report["interval"][stage][group]
         return f"{report['accuracy'][stage][group]:.2f} [{low:.2f}, {high:.2f}]"
 
-    return markdown_table(header, ([category, *(cell(s, category) for s in stages)] for category in [*CATEGORIES, "overall"]))
+    groups = [group for category in CATEGORIES for group in (category, *(POSITION_PARTS if category == "position" else ()))]
+    return markdown_table(header, ([group, *(cell(s, group) for s in stages)] for group in [*groups, "overall"]))
 
 
 def main(argv=None) -> None:

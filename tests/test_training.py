@@ -301,6 +301,9 @@ def test_min_snr_weights_follow_the_paper_for_both_targets():
     torch.testing.assert_close(min_snr_weights(scheduler, t, "epsilon", 5.0), snr.clamp(max=5) / snr)
     assert min_snr_weights(scheduler, t, "epsilon", 5.0)[0] < 0.01  # nearly clean images: the easy steps count little
     torch.testing.assert_close(min_snr_weights(scheduler, t, "sample", 5.0), snr.clamp(max=5))
+    floored = min_snr_weights(scheduler, t, "v_prediction", 5.0, floor=1.0)  # the noisiest steps: plain x0 MSE, at least
+    torch.testing.assert_close(floored, snr.clamp(min=1, max=5) / (snr + 1))
+    assert (floored >= min_snr_weights(scheduler, t, "v_prediction", 5.0)).all() and floored[-1] > 100 * snr[-1]
 
 
 def test_noise_shift_draws_training_timesteps_at_a_quarter_of_the_snr():

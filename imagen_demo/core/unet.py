@@ -51,6 +51,7 @@ class TextConditioning(NamedTuple):
     tokens: torch.Tensor  # layer-normed (and adapted) text tokens, attended to by cross-attention
     mask: torch.Tensor  # bool, True = token
     embedding: torch.Tensor  # the pooled text's contribution to the conditioning vector
+    layout: torch.Tensor | None = None  # the layout prior's map on the U-Net's grid, if it has one
 
 
 def _groups(channels: int, preferred: int) -> int:
@@ -103,6 +104,7 @@ def grid_coordinates(height: int, width: int, device=None) -> torch.Tensor:
     return torch.stack([x, y])[None]
 
 
+POSITION_PARTS = ("coordinate_in", "positions", "layout")  # the modules that tell a layer where it is
 POSITION_FREQUENCIES = 5  # pi, 2 pi, ..., 16 pi across the image: down to about two cells of a 32 x 32 grid
 
 
@@ -156,6 +158,41 @@ class ResBlock(nn.Module):
         h = self.norm2(h) * (1 + scale) + shift
         h = self.conv2(self.dropout(F.silu(h)))
         return h + self.skip(x)
+
+
+class LayoutPrior(nn.Module):
+    """Where the prompt puts things, before any pixel is seen: a coarse map of the expected foreground colour on the
+    U-Net's grid, made from each cell's fixed position features attending to the prompt's tokens, and fed to the
+    first layer through a zero-initialised convolution.
+
+    Sampling decides the layout at noise levels where the picture is nearly all noise. There the denoising loss
+    says little about place (at t = 999 knowing the place lowers it by about 2%, next to the unknown background),
+    so a U-Net learns "what" from the prompt long before "where". This map is trained by its own loss instead
+    (`layout_target`: the clean image minus its background, averaged to the grid), a plain regression from text to
+    the mean picture, which the denoiser then only has to read. It never reads the noisy picture, so it is the same
+    at every noise level; a grown model starts out computing what it did before.
+    """
+
+    def __init__(self, text_dim: int, channels: int, out_channels: int, head_dim: int, hidden: int = 64):
+        super().__init__()
+        self.places = nn.Linear(4 * POSITION_FREQUENCIES, hidden)
+        self.attention = Attention(hidden, text_dim, head_dim)
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, out_channels))
+        self.inject = nn.Conv2d(out_channels, channels, 3, padding=1, bias=False)
+        nn.init.zeros_(self.inject.weight)
+
+    def forward(self, h: int, w: int, text: torch.Tensor, text_mask: torch.Tensor) -> torch.Tensor:
+        """(batch, out_channels, h, w): the expected foreground (image minus background) at each cell."""
+        places = self.places(sinusoidal_positions_2d(h, w, text.device).to(text.dtype))
+        found = self.attention(places.expand(text.shape[0], -1, -1), text, text_mask)
+        return self.head(places + found).transpose(1, 2).reshape(text.shape[0], -1, h, w)
+
+
+def layout_target(images: torch.Tensor, grid: int) -> torch.Tensor:
+    """What `LayoutPrior` learns to predict: each image minus its median colour (its background, for pictures of a
+    few objects), area-averaged to `grid` x `grid`."""
+    background = images.flatten(2).median(dim=2).values[:, :, None, None]
+    return F.adaptive_avg_pool2d(images - background, grid)
 
 
 class SpatialAttention(nn.Module):
@@ -236,6 +273,7 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         max_text_tokens: int = 256,
         coordinate_input: bool = False,
         attention_positions: bool = False,
+        layout_prior: bool = False,
     ):
         super().__init__()
         levels = len(block_out_channels)
@@ -266,6 +304,7 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         self.coordinate_in = nn.Conv2d(2, ch0, 3, padding=1, bias=False) if coordinate_input else None
         if coordinate_input:
             nn.init.zeros_(self.coordinate_in.weight)
+        self.layout = LayoutPrior(text_embed_dim, ch0, in_channels, attention_head_dim) if layout_prior else None
         level_args = dict(emb_dim=emb_dim, text_dim=text_embed_dim, head_dim=attention_head_dim, groups=groups, dropout=dropout,
                           positions=attention_positions)
         self.downsamplers = nn.ModuleList(
@@ -324,7 +363,9 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         if self.text_adapter is not None:
             tokens = self.text_adapter(tokens, mask)
         pooled = self.text_pool(tokens, mask) if self.text_pool is not None else masked_mean(tokens, mask)
-        return TextConditioning(tokens, mask, self.text_embedding(pooled))
+        grid = self.config.sample_size // self.config.patch_size
+        layout = None if self.layout is None else self.layout(grid, grid, tokens, mask)
+        return TextConditioning(tokens, mask, self.text_embedding(pooled), layout)
 
     def condition(self, timestep, text: TextConditioning, noise_level, batch: int, dtype) -> torch.Tensor:
         """The one conditioning vector: timestep + pooled text (+ noise-augmentation level)."""
@@ -344,21 +385,27 @@ class EfficientUNet(ModelMixin, ConfigMixin):
         encoder_attention_mask: torch.Tensor | None = None,
         low_res: torch.Tensor | None = None,
         noise_level: torch.Tensor | float | None = None,
-    ) -> torch.Tensor:
+        return_layout: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Predict epsilon, v or x0 for `sample` at `timestep`; `noise_level` is the SR augmentation level in [0, 1].
 
         `encoder_hidden_states` is the text encoder's output, or `encode_text` of it (which holds the mask).
+        `return_layout` also returns the layout prior's map (what its own loss is computed on, in training).
         """
         encoded = isinstance(encoder_hidden_states, TextConditioning)
         self._check_inputs(sample, encoder_hidden_states.tokens if encoded else encoder_hidden_states, low_res, noise_level)
         text = encoder_hidden_states if encoded else self.encode_text(encoder_hidden_states, encoder_attention_mask)
         emb = self.condition(timestep, text, noise_level, sample.shape[0], sample.dtype)
-        text, mask = text.tokens, text.mask
+        layout, text, mask = text.layout, text.tokens, text.mask
 
         x = sample if low_res is None else torch.cat([sample, low_res.to(sample.dtype)], dim=1)
         x = self.conv_in(F.pixel_unshuffle(x, self.config.patch_size))
         if self.coordinate_in is not None:
             x = x + self.coordinate_in(grid_coordinates(*x.shape[-2:], x.device).to(x.dtype))
+        if self.layout is not None:
+            if layout is None or layout.shape[-2:] != x.shape[-2:]:  # a sample of another size than the config's
+                layout = self.layout(*x.shape[-2:], text, mask)
+            x = x + self.layout.inject(layout.to(x.dtype))
         skips = []
         for downsample, level in zip(self.downsamplers, self.down_levels):
             x = level(downsample(x), emb, text, mask)
@@ -368,4 +415,5 @@ class EfficientUNet(ModelMixin, ConfigMixin):
             x = self.up_levels[i](torch.cat([x, skips[i] * SKIP_SCALE], dim=1), emb, text, mask)
             if i:
                 x = self.upsamplers[i](F.interpolate(x, scale_factor=2.0, mode="nearest"))
-        return F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(x))), self.config.patch_size)
+        out = F.pixel_shuffle(self.conv_out(F.silu(self.norm_out(x))), self.config.patch_size)
+        return (out, layout) if return_layout else out

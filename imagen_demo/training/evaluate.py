@@ -16,7 +16,7 @@ from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.text_encoder import TextEncoder
 from ..shapes import CATEGORIES, CHECK_KINDS, Spec, layout_holds, test_suite, verify
 
-PROXY_SUITE_SEED = 1  # the benchmark uses seed 0
+PROXY_SUITE_SEED = 2  # the benchmark reports suites 0 and 1: nothing is chosen on those (rows logged before 2026-12-03 used 1)
 
 
 def held_out_accuracy(stage: Stage, text_encoder: TextEncoder, per_category: int = 8, steps: int = 20,

@@ -34,6 +34,10 @@ class StageRecipe:
     ema_power: float = 2 / 3
     loss_weighting: str = "mse"  # "mse" | "min_snr": Min-SNR-gamma weights (Hang et al. 2023, arXiv 2303.09556)
     min_snr_gamma: float = 5.0
+    position_lr_scale: float = 1.0  # learning-rate multiplier of the U-Net's position parts (coordinate_input, ...)
+    layout_loss_weight: float = 1.0  # weight of the layout prior's own loss (a U-Net with layout_prior = true)
+    layout_prior_steps: int = 0  # a run that starts a layout prior first trains it alone this many steps (cheap)
+    min_snr_floor: float = 0.0  # least x0-loss weight at any noise level (1: the noisiest steps count like plain x0 MSE)
     # Training timesteps drawn where the schedule's SNR is 1/noise_shift^2 of a uniform draw's (Hoogeboom et al.
     # 2023, arXiv 2301.11093): flat-colour images keep their layout at noise levels that hide a photo's, so the
     # plain schedule spends most steps where the answer is already decided (README: "What each choice bought").
@@ -60,6 +64,10 @@ class StageRecipe:
             raise ValueError("cond_drop_prob must be in [0, 1) and max_noise_aug in [0, 1]")
         if self.loss_weighting not in ("mse", "min_snr"):
             raise ValueError(f"loss_weighting must be 'mse' or 'min_snr', got {self.loss_weighting!r}")
+        if self.position_lr_scale <= 0:
+            raise ValueError(f"position_lr_scale must be > 0, got {self.position_lr_scale}")
+        if not 0 <= self.min_snr_floor <= self.min_snr_gamma:
+            raise ValueError(f"min_snr_floor must be in [0, min_snr_gamma], got {self.min_snr_floor}")
         if self.noise_shift < 1:
             raise ValueError(f"noise_shift must be >= 1 (1: timesteps drawn uniformly), got {self.noise_shift}")
         if self.eval_every < 0 or self.eval_prompts_per_category < 1 or self.eval_steps < 1:

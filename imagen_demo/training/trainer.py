@@ -34,11 +34,13 @@ from ..core.pipeline import ImagenPipeline, load_stage
 from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.schedulers import training_scheduler
 from ..core.text_encoder import TextEncoder
-from ..core.unet import EfficientUNet
+from ..core.unet import POSITION_PARTS, EfficientUNet
 from ..utils.atomic import atomic_dir, atomic_path, recover_dir, save_image
 from .data import make_data
 from .errors import TrainingDivergedError
 from .evaluate import held_out_accuracy
+from .grow import grow_unet, growth
+from .layout_prior import layout_loss, pretrain_layout_prior
 from .recipe import Recipe, StageRecipe
 from .record import TRAINING_RECORD
 from .text_cache import DiskEmbeddingCache
@@ -67,14 +69,28 @@ def _lr(recipe: StageRecipe, steps_this_run: int) -> float:
     return recipe.learning_rate * min(1.0, (steps_this_run + 1) / max(recipe.warmup_steps, 1))
 
 
+def parameter_groups(unet: torch.nn.Module, position_lr_scale: float) -> list[dict]:
+    """The optimizer's groups: the position parts (`EfficientUNet.POSITION_PARTS`) at `position_lr_scale` times the
+    learning rate, everything else at it. Zero-initialised parts grown into trained weights start far from where
+    they are useful, while the rest is already there."""
+    named = [(set(name.split(".")) & set(POSITION_PARTS), p) for name, p in unet.named_parameters()]
+    position, rest = [p for part, p in named if part], [p for part, p in named if not part]
+    return [group for group in ({"params": rest, "lr_scale": 1.0}, {"params": position, "lr_scale": position_lr_scale})
+            if group["params"]]
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
-def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float) -> torch.Tensor:
-    """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target."""
+def min_snr_weights(scheduler, t: torch.Tensor, prediction_type: str, gamma: float, floor: float = 0.0) -> torch.Tensor:
+    """Per-example loss weights of Min-SNR-gamma (arXiv 2303.09556), written for the epsilon or v target.
+
+    The paper's weight is min(SNR, gamma) on the x0 error, which all but ignores the noisiest steps (x0 weight 0.006
+    at t = 950 of a cosine schedule), where sampling decides the layout; `floor` keeps that weight at least `floor`.
+    """
     snr = compute_snr(scheduler, t)
-    clipped = snr.clamp(max=gamma)
+    clipped = snr.clamp(min=floor, max=gamma)
     if prediction_type == "sample":  # the paper's weight is written for the x0 loss
         return clipped
     return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr
@@ -156,7 +172,8 @@ class StageTrainer:
         self.best_window_loss = math.inf  # lowest judged mean loss so far (the divergence check)
         self.window_losses: list[float] = []  # this process's losses not yet judged
         # Cumulative over every run that led to these weights, so a model folder says how far it is trained.
-        self.record = {"images_seen": 0, "train_seconds": 0.0}
+        # layout_prior_images: captioned images the layout prior alone trained on (a small share of a denoising step's cost)
+        self.record = {"images_seen": 0, "train_seconds": 0.0, "layout_prior_images": 0}
         if resume:
             state = json.loads((checkpoint / "state.json").read_text())
             if state["unet_config"] != json.loads(json.dumps(unet_config)):
@@ -174,6 +191,15 @@ class StageTrainer:
             torch.manual_seed(self.config.seed)
             unet = EfficientUNet(**unet_config) if init_from is None else self._initial_weights(init_from, unet_config)
             c = self.config
+            if unet.layout is not None and c.layout_prior_steps and self.accelerator.is_main_process:
+                # other processes receive these weights when the U-Net is prepared (broadcast from the first)
+                data = make_data(recipe.data, seed=c.seed + 1)  # not the denoiser's stream
+                started = time.monotonic()
+                loss = pretrain_layout_prior(unet, self.encode, data, c.layout_prior_steps, 2 * c.batch_size,
+                                             c.learning_rate * c.position_lr_scale)
+                self.record["layout_prior_images"] += c.layout_prior_steps * 2 * c.batch_size
+                self.record["train_seconds"] += time.monotonic() - started
+                print(f"stage {stage}: layout prior trained alone for {c.layout_prior_steps} steps (loss {loss:.4f})")
             self.ema = EMAModel(unet.parameters(), decay=c.ema_decay, use_ema_warmup=c.ema_warmup, power=c.ema_power,
                                 model_cls=EfficientUNet, model_config=unet.config)
         if self.config.channels_last:
@@ -183,7 +209,8 @@ class StageTrainer:
         self.size, self.prediction_type = unet.config.sample_size, unet.config.prediction_type
         self.scheduler = training_scheduler(self.config.beta_schedule, unet.config.prediction_type)
         self.timesteps = shifted_timesteps(self.scheduler, self.config.noise_shift)
-        optimizer = torch.optim.AdamW(unet.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(unet, self.config.position_lr_scale), lr=self.config.learning_rate,
+                                      weight_decay=self.config.weight_decay)
         if resume:
             optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True))
         self.unet, self.optimizer = self.accelerator.prepare(unet, optimizer)
@@ -195,16 +222,22 @@ class StageTrainer:
     def _initial_weights(self, init_from: str | Path, unet_config: dict) -> EfficientUNet:
         """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record."""
         root = resolve_folder(init_from, "Imagen pipeline")
-        unet = load_stage(root, self.stage_index).unet.train().requires_grad_(True)
-        saved = {key: unet.config.get(key) for key in unet_config}
-        if json.loads(json.dumps(saved)) != json.loads(json.dumps(unet_config)):
-            raise ValueError(f"stage {self.stage_index} of {root} has another U-Net config than this recipe's; it cannot continue")
+        unet = load_stage(root, self.stage_index).unet
+        try:
+            grows = growth(dict(unet.config), unet_config)
+        except ValueError as err:
+            raise ValueError(f"stage {self.stage_index} of {root}: {err}") from None
+        if grows:
+            unet, added = grow_unet(unet, unet_config)
+            changes = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in grows.items())
+            print(f"stage {self.stage_index}: grown from {root} ({changes}); new, zero-initialised: {', '.join(added)}")
+        unet = unet.train().requires_grad_(True)
         record_file = root / TRAINING_RECORD
         if record_file.is_file():
             stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
             self.step = self.start_step = int(stage_record.get("step", 0))  # the data stream goes on where it was
             self.record.update({k: stage_record[k] for k in self.record if k in stage_record})
-            if not (self.dir / EVAL_LOG).exists():  # the learning curve so far goes on too
+            if self.accelerator.is_main_process and not (self.dir / EVAL_LOG).exists():  # the learning curve goes on too
                 for row in stage_record.get("eval", []):
                     self._append(EVAL_LOG, row)
         return unet
@@ -241,10 +274,13 @@ class StageTrainer:
         text = self.encode(captions)
         torch.manual_seed(int(torch.randint(2**31, (1,), generator=g)))  # dropout, if any
         with self.accelerator.autocast():
-            prediction = self.unet(noisy, t, text.embeddings, text.mask, **extra)
+            prediction, layout = self.unet(noisy, t, text.embeddings, text.mask, **extra, return_layout=True)
         per_example = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
         if c.loss_weighting == "min_snr":
-            per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma)
+            per_example = per_example * min_snr_weights(self.scheduler, t, self.prediction_type, c.min_snr_gamma,
+                                                        c.min_snr_floor)
+        if layout is not None:  # the layout prior's own loss: text -> the clean picture's foreground on the grid
+            per_example = per_example + c.layout_loss_weight * layout_loss(layout, x0)
         return per_example.mean()
 
     def super_resolution_example(self, x0: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, ...]:
@@ -265,7 +301,7 @@ class StageTrainer:
     def train_step(self, step: int) -> float:
         c = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = _lr(c, step - self.start_step)
+            group["lr"] = _lr(c, step - self.start_step) * group["lr_scale"]
         total = 0.0
         for micro in range(c.gradient_accumulation):
             last = micro == c.gradient_accumulation - 1
