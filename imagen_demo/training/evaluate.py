@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 from diffusers.image_processor import VaeImageProcessor
+from PIL import Image
 
 from ..core.sampling import Stage, StageSettings, sample_stage
 from ..core.text_encoder import TextEncoder
 from ..shapes import CATEGORIES, CHECK_KINDS, Spec, layout_holds, test_suite, verify
 
+VERIFY_SIZE = 64
 PROXY_SUITE_SEED = 2  # the benchmark reports suites 0 and 1: nothing is chosen on those (rows logged before 2026-12-03 used 1)
 
 
@@ -40,6 +42,10 @@ def held_out_accuracy(stage: Stage, text_encoder: TextEncoder, per_category: int
         text = text_encoder.encode(prompts + [""] * len(prompts))
         generators = [torch.Generator().manual_seed(seed + start + i) for i in range(len(chunk))]
         images = processor.postprocess(sample_stage(stage, settings, text, generators).cpu(), output_type="pil")
+        # The verifier reads 64 px pictures; a smaller base's are upscaled first (true 32 px renders pass at 32 px
+        # only 0.9 of counting prompts, upscaled all of them)
+        images = [image.resize((VERIFY_SIZE, VERIFY_SIZE), Image.BICUBIC) if image.width < VERIFY_SIZE else image
+                  for image in images]
         results += [verify(Spec.from_dict(row["spec"]), image) for row, image in zip(chunk, images)]
     passed = [result.passed for result in results]
     by_category = {c: float(np.mean([p for p, r in zip(passed, rows) if r["category"] == c])) for c in categories or CATEGORIES}
