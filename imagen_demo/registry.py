@@ -45,6 +45,7 @@ IMAGEN_SETTINGS = {
     "thresholding": str, "dynamic_thresholding_percentile": float, "negative_prompt": str,
 }
 DIFFUSERS_SETTINGS = {"num_inference_steps": int, "guidance_scale": float, "scheduler": str, "negative_prompt": str}
+KIND_WORDS = {int: "a whole number", float: "a number", str: "a name"}  # a setting's type, as its error says it
 
 Progress = Callable[[int, int], None]  # (steps done, total steps) over the whole call
 
@@ -85,7 +86,9 @@ class ModelSpec:
             try:
                 parts = [kind(v) for v in value.split("/")]
             except ValueError:
-                raise ValueError(f"{self.name}: {key} must be a {kind.__name__} (or one per stage with '/'), got {value!r}")
+                typed = next((alias for alias, name in SETTING_ALIASES.items() if name == key), key)  # in the user's words
+                raise ValueError(f"{self.name}: {typed} must be {KIND_WORDS[kind]} (or one per stage with '/'), "
+                                 f"got {value!r}")
             out[key] = parts[0] if len(parts) == 1 else parts
         return out
 

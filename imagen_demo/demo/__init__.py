@@ -14,6 +14,7 @@ from ..registry import ModelRegistry
 from . import benchmark_tab, compare_tab, generate_tab
 from .clip_score import load_clip
 from .context import DemoContext
+from .understanding import world_line
 
 TABS = [("Generate", generate_tab.build), ("Compare", compare_tab.build), ("Benchmark", benchmark_tab.build)]
 
@@ -30,25 +31,32 @@ def build_demo(
     max_images: int = 4,
     max_compare: int = 4,
     concurrency: int = 1,
-    max_queue: int = 16,
+    max_queue: int = 90,
     reports_dir: str | Path = "reports",
     clip: str | None = "auto",
 ) -> gr.Blocks:
     """The whole demo, queued: at most `max_queue` waiting requests and `concurrency` sampling at once. `clip` scores
-    each picture (`auto`: a cached hub CLIP, else shapes-CLIP; None: no score)."""
+    each picture (`auto`: a cached hub CLIP, else shapes-CLIP; None: no score).
+
+    The default queue holds about two minutes of work: 90 requests at the shipped model's defaults, 1.3 s a picture on
+    two cores (`python -m benchmarks.sampling_speed`), so a crowd waits with its place shown rather than being
+    turned away, and only a longer wait is refused."""
     registry = registry or ModelRegistry()
     ctx = DemoContext(registry, model, compare_models or default_compare(model),
                       max_images=max_images, max_compare=max_compare, concurrency=concurrency,
                       reports_dir=Path(reports_dir), clip=load_clip(clip, registry.device))
-    described = ctx.registry.get(model).describe()  # loads the model now, not on the first request
+    loaded = ctx.registry.get(model)  # loads the model now, not on the first request
+    described = loaded.describe()
     with gr.Blocks(title="imagen_demo") as demo:
         gr.Markdown(
             "# imagen_demo\nAn open implementation of Google's Imagen: a frozen text encoder "
             f"(`{described.get('text_encoder', '?')}`) conditions a cascade of pixel-space diffusion U-Nets "
             f"({' → '.join(described.get('stages', []))}). Model: `{model}`."
         )
+        if line := world_line(loaded.pipeline):
+            gr.Markdown(line, elem_id="world-line")
         with gr.Tabs():
             for label, build in TABS:
                 with gr.Tab(label):
                     build(ctx)
-    return demo.queue(max_size=max_queue)
+    return demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)
