@@ -72,11 +72,10 @@ class Visit:
 
 
 @contextmanager
-def running_app(args: list[str], log: Path, timeout: float = 300) -> Iterator[str]:
-    """Run ``python app.py ARGS`` with its output in `log`; yield the address its start line names."""
+def running_app(args: list[str], log: Path, timeout: float = 300, root: Path = ROOT) -> Iterator[str]:
+    """Run ``python app.py ARGS`` in `root` with its output in `log`; yield the address its start line names."""
     with open(log, "w") as out:
-        app = subprocess.Popen([sys.executable, str(ROOT / "app.py"), *args], stdout=out, stderr=subprocess.STDOUT,
-                               cwd=ROOT)
+        app = subprocess.Popen([sys.executable, "app.py", *args], stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
         deadline = time.monotonic() + timeout
         while not (match := SERVING.search(log.read_text())):

@@ -33,10 +33,25 @@ def test_readme_model_interface_example_runs():
     assert [image.size for image in namespace["images"]] == [(256, 256)]
 
 
-def test_readme_test_command_is_the_script_ci_runs():
+def test_readme_commands_are_the_scripts_and_install_what_is_missing_first():
     root = README.parent
-    assert "```bash\nbash scripts/test\n```" in README.read_text()
-    script = root / "scripts" / "test"
-    assert script.stat().st_mode & 0o111 and 'python -m pytest -q "$@"' in script.read_text()
+    text = README.read_text()
+    assert "```bash\nbash scripts/test\n```" in text and "```bash\nbash scripts/demo\n```" in text
+    for name, runs in (("test", '-m pytest -q "$@"'), ("demo", 'app.py "$@"')):
+        script = (root / "scripts" / name)
+        body = script.read_text()
+        assert script.stat().st_mode & 0o111 and runs in body
+        assert body.index("bash scripts/install --if-missing") < body.index(runs)
     assert (root / ".ci" / "run").read_text().rstrip().endswith("bash scripts/test")
-    assert "bash scripts/test" in (root / "scripts" / "fresh_clone_check").read_text()
+    check = (root / "scripts" / "fresh_clone_check").read_text()
+    assert "bash scripts/test" in check and "bash scripts/demo" in check
+
+
+def test_only_what_is_missing_is_installed(tmp_path):
+    from scripts.missing_requirements import missing, pins
+
+    root = README.parent
+    requirements = [root / name for name in ("requirements.txt", "requirements-nodeps.txt", "requirements-bench-speed.txt")]
+    assert ("gradio", "6.31.0") in pins(requirements[0]) and missing(requirements) == []  # this machine has them all
+    (tmp_path / "more.txt").write_text("# a comment\ngradio==0.0.1  # another\nno-such-package-here==1.0\n")
+    assert missing([tmp_path / "more.txt"]) == ["gradio==0.0.1 (found 6.31.0)", "no-such-package-here==1.0 (not installed)"]
