@@ -126,7 +126,8 @@ def crowd(url: str, visits: list[Visit], timeout: float) -> None:
     """Every visit at once, each from its own client."""
     clients = [Client(url, verbose=False) for _ in visits]
     start = threading.Barrier(len(visits))
-    threads = [threading.Thread(target=visit, args=(client, one, start, timeout)) for client, one in zip(clients, visits)]
+    threads = [threading.Thread(target=visit, args=(client, one, start, timeout))
+               for client, one in zip(clients, visits)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -166,12 +167,13 @@ class Report:
         served = [v for v in self.valid if v.outcome == "served"]
         waits = sorted(v.waited for v in served if v.waited is not None)
         shown = [v for v in self.valid if v.positions]
+        furthest = max((max(v.positions) for v in shown), default=0)
         refused = [v for v in self.bad if v.outcome == "refused" and v.expected_words in v.message]
         lines = [
             f"valid: {len(served)}/{len(self.valid)} served, "
             f"{sum(v.outcome == 'queue full' for v in self.valid)} turned away (queue full), "
             f"{sum(v.outcome == 'failed' for v in self.valid)} failed; {sum(v.queued for v in self.valid)} waited in "
-            f"the queue, {len(shown)} shown their place (up to place {max((max(v.positions) for v in shown), default=0)})",
+            f"the queue, {len(shown)} shown their place (up to place {furthest})",
             f"wait before sampling: median {statistics.median(waits) if waits else 0:.1f} s, longest "
             f"{max(waits, default=0):.1f} s; longest answer {max((v.seconds for v in self.valid), default=0):.1f} s",
             f"bad: {len(refused)}/{len(self.bad)} refused before the queue in a sentence naming the field",

@@ -87,9 +87,10 @@ def main(argv=None) -> int:
 
     api = HfApi()
     api.create_repo(args.space, repo_type="space", space_sdk="gradio", exist_ok=True)
+    commit = git(ROOT, "rev-parse", "--short", "HEAD").strip()
     with tempfile.TemporaryDirectory() as folder:
         api.upload_folder(folder_path=copy_files(ROOT, files, Path(folder)), repo_id=args.space, repo_type="space",
-                          delete_patterns="*", commit_message=f"imagen_demo {git(ROOT, 'rev-parse', '--short', 'HEAD').strip()}")
+                          delete_patterns="*", commit_message=f"imagen_demo {commit}")
     print(f"sent {len(files)} files: https://huggingface.co/spaces/{args.space}")
     return 0
 

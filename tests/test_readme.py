@@ -51,7 +51,8 @@ def test_only_what_is_missing_is_installed(tmp_path):
     from scripts.missing_requirements import missing, pins
 
     root = README.parent
-    requirements = [root / name for name in ("requirements.txt", "requirements-nodeps.txt", "requirements-bench-speed.txt")]
+    requirements = [root / f"requirements{part}.txt" for part in ("", "-nodeps", "-bench-speed")]
     assert ("gradio", "6.31.0") in pins(requirements[0]) and missing(requirements) == []  # this machine has them all
     (tmp_path / "more.txt").write_text("# a comment\ngradio==0.0.1  # another\nno-such-package-here==1.0\n")
-    assert missing([tmp_path / "more.txt"]) == ["gradio==0.0.1 (found 6.31.0)", "no-such-package-here==1.0 (not installed)"]
+    assert missing([tmp_path / "more.txt"]) == ["gradio==0.0.1 (found 6.31.0)",
+                                                 "no-such-package-here==1.0 (not installed)"]

@@ -20,8 +20,8 @@ from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
 from ..markdown import markdown_table
 from .context import DemoContext
-from .validation import (UserError, checked_values, compare_entries, field_errors, field_value, load_entries,
-                         user_errors, verdicts)
+from .validation import (UserError, checked_values, compare_entries, field_value, load_entries, user_errors,
+                         validator)
 
 MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
 
@@ -114,9 +114,6 @@ def build(ctx: DemoContext) -> None:
                 "models": lambda: compare_entries(values["models"], ctx.sources, ctx.max_compare),
                 "name": lambda: folder_name(values["name"], values["suite"])}
 
-    def validate(**values):
-        return verdicts(fields, field_errors(checks(values)))
-
     def run(progress=gr.Progress(), **values):
         read = checked_values(checks(values))
         entries = load_entries(ctx.registry, values["models"], ctx.sources, ctx.max_compare)
@@ -130,5 +127,5 @@ def build(ctx: DemoContext) -> None:
     outputs = [tables, grid, plots, html]
     chosen.change(lambda name: show_report(root, name), chosen, outputs, api_name=False)
     refresh.click(lambda: gr.Dropdown(choices=report_folders(root)), None, chosen, api_name=False)
-    run_button.click(run, None, [chosen, *outputs], inputs_kwargs=fields, validator=validate, api_name="benchmark",
-                     **ctx.event_options())
+    run_button.click(run, None, [chosen, *outputs], inputs_kwargs=fields, validator=validator(fields, checks),
+                     api_name="benchmark", **ctx.event_options())

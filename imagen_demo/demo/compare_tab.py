@@ -16,8 +16,7 @@ from .clip_score import shown_scores, with_score
 from .context import DemoContext
 from .picture_files import picture_files
 from .understanding import panel
-from .validation import (checked_values, compare_entries, field_errors, load_entries, prompt_text, seed_value,
-                         user_errors, verdicts)
+from .validation import checked_values, compare_entries, load_entries, prompt_text, seed_value, user_errors, validator
 
 
 def build(ctx: DemoContext) -> None:
@@ -43,9 +42,6 @@ def build(ctx: DemoContext) -> None:
                 "seed": lambda: seed_value(values["seed"], False, 1),
                 "models": lambda: compare_entries(values["models"], ctx.sources, ctx.max_compare)}
 
-    def validate(**values):
-        return verdicts(fields, field_errors(checks(values)))
-
     def compare(progress=gr.Progress(), **values):
         read = checked_values(checks(values))
         text, first = read["prompt"], read["seed"]
@@ -65,5 +61,5 @@ def build(ctx: DemoContext) -> None:
                 rows.append((f"`{model.name}`", f"{seconds:.2f}", *([score] if ctx.clip else [])))
                 yield shown, markdown_table(header, rows)
 
-    button.click(compare, None, [gallery, timings], inputs_kwargs=fields, validator=validate, api_name="compare",
-                 show_progress_on=gallery, **ctx.event_options())
+    button.click(compare, None, [gallery, timings], inputs_kwargs=fields, validator=validator(fields, checks),
+                 api_name="compare", show_progress_on=gallery, **ctx.event_options())

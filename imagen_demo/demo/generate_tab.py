@@ -27,8 +27,8 @@ from .picture_files import picture_files
 from .streaming import run_streaming
 from .understanding import outside_warning, panel, rewrite_note
 from .validation import (
-    GUIDANCE_RANGE, STEPS_RANGE, checked_values, field_errors, field_value, guidance_value, prompt_text, seed_value,
-    steps_value, truncation_notice, user_errors, verdicts,
+    GUIDANCE_RANGE, STEPS_RANGE, checked_values, field_value, guidance_value, prompt_text, seed_value,
+    steps_value, truncation_notice, user_errors, validator,
 )
 
 PREVIEW_EVERY = 5  # steps between streamed previews (each stage's last step always gives one)
@@ -140,9 +140,6 @@ def build(ctx: DemoContext) -> None:
                for i in numbers},
         }
 
-    def validate(**values):
-        return verdicts(fields, field_errors(checks(values)))
-
     def generate(progress=gr.Progress(), **values):
         read = checked_values(checks(values))
         text, english = read["prompt"]
@@ -192,6 +189,6 @@ def build(ctx: DemoContext) -> None:
                    by_stage, "\n\n".join(note for note in notes if note), first)
 
     event = dict(fn=generate, inputs=None, inputs_kwargs=fields, outputs=[gallery, stages, info, seed],
-                 validator=validate, show_progress_on=stages, **ctx.event_options())
+                 validator=validator(fields, checks), show_progress_on=stages, **ctx.event_options())
     gr.on([button.click, prompt.submit], **event, api_name="generate")
     examples.load_input_event.then(**event, api_visibility="undocumented")

@@ -54,6 +54,14 @@ def verdicts(fields: Iterable[str], errors: dict[str, str]) -> list[dict]:
     return [gr.validate(field not in errors, errors.get(field, "")) for field in fields]
 
 
+def validator(fields: Iterable[str], checks: Callable[[dict], dict[str, Callable[[], object]]]) -> Callable:
+    """An event's Gradio validator: `checks(values)` gives each field's check of one request's values."""
+    def validate(**values) -> list[dict]:
+        return verdicts(fields, field_errors(checks(values)))
+
+    return validate
+
+
 def checked_values(checks: dict[str, Callable[[], object]]) -> dict:
     """Every field's checked value; the first refusal is raised."""
     return {field: check() for field, check in checks.items()}
