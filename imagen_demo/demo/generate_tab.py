@@ -106,7 +106,7 @@ def build(ctx: DemoContext) -> None:
             # Not cached: a cached example shows no previews, and Gradio's cache is kept by the example's place on
             # the page, not by the model's weights.
             examples = gr.Examples(EXAMPLES, [prompt, seed, randomize], cache_examples=False,
-                                   example_labels=[prompt for prompt, *_ in EXAMPLES],
+                                   example_labels=[text for text, *_ in EXAMPLES],
                                    label="Examples (click one to draw it)", elem_id="generate-examples")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Images", format="png", columns=2, fit_columns=False, height="auto",

@@ -1,8 +1,8 @@
 """What the demo accepts, said in sentences: each check raises `UserError` naming the field and its bound.
 
-Every event runs its checks twice: first as its Gradio validator (`verdicts`), before the request takes a place
-in the queue, so a bad request is answered at once, under the field it is about; then in the event itself, which
-gets the checked values. Their bounds keep one request from holding the (single) sampling slot for minutes. The
+Every event runs its checks twice: first as its Gradio `validator`, before the request takes a place in the queue,
+so a bad request is answered at once, under the field it is about; then in the event itself, which gets the checked
+values (`checked_values`). Their bounds keep one request from holding the (single) sampling slot for minutes. The
 pipeline checks everything again; `user_errors` turns its exceptions into the same kind of message.
 """
 
@@ -48,16 +48,12 @@ def field_errors(checks: dict[str, Callable[[], object]]) -> dict[str, str]:
     return errors
 
 
-def verdicts(fields: Iterable[str], errors: dict[str, str]) -> list[dict]:
-    """A Gradio validator's answer: one ``gr.validate`` per event input, in the inputs' order, so each message
-    shows under its own field."""
-    return [gr.validate(field not in errors, errors.get(field, "")) for field in fields]
-
-
 def validator(fields: Iterable[str], checks: Callable[[dict], dict[str, Callable[[], object]]]) -> Callable:
-    """An event's Gradio validator: `checks(values)` gives each field's check of one request's values."""
+    """An event's Gradio validator: `checks(values)` gives each field's check of one request's values; the answer
+    is one ``gr.validate`` per input, in the inputs' order, so each refusal shows under its own field."""
     def validate(**values) -> list[dict]:
-        return verdicts(fields, field_errors(checks(values)))
+        errors = field_errors(checks(values))
+        return [gr.validate(field not in errors, errors.get(field, "")) for field in fields]
 
     return validate
 
