@@ -72,15 +72,18 @@ class Visit:
 
 
 @contextmanager
-def running_app(args: list[str], log: Path, timeout: float = 300, root: Path = ROOT) -> Iterator[str]:
-    """Run ``python app.py ARGS`` in `root` with its output in `log`; yield the address its start line names."""
+def running_app(args: list[str], log: Path, timeout: float = 600, root: Path = ROOT) -> Iterator[str]:
+    """Run ``python app.py ARGS`` in `root` with its output in `log`; yield the address its start line names.
+    (Starting takes seconds; the long default `timeout` is for a machine whose cores other jobs hold.)"""
     with open(log, "w") as out:
         app = subprocess.Popen([sys.executable, "app.py", *args], stdout=out, stderr=subprocess.STDOUT, cwd=root)
     try:
         deadline = time.monotonic() + timeout
         while not (match := SERVING.search(log.read_text())):
-            if app.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"app.py did not start serving; its output:\n{log.read_text()}")
+            if app.poll() is not None:
+                raise RuntimeError(f"app.py exited with status {app.returncode}; its output:\n{log.read_text()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"app.py did not serve within {timeout:.0f} s; its output:\n{log.read_text()}")
             time.sleep(0.5)
         yield match[1]
     finally:
@@ -124,7 +127,8 @@ def visit(client: Client, one: Visit, start: threading.Barrier, timeout: float) 
 
 def crowd(url: str, visits: list[Visit], timeout: float) -> None:
     """Every visit at once, each from its own client."""
-    clients = [Client(url, verbose=False) for _ in visits]
+    # A visitor waits up to `timeout` for each answer (httpx's default of 5 s is shorter than a busy server's reply).
+    clients = [Client(url, verbose=False, httpx_kwargs={"timeout": timeout}) for _ in visits]
     start = threading.Barrier(len(visits))
     threads = [threading.Thread(target=visit, args=(client, one, start, timeout))
                for client, one in zip(clients, visits)]
@@ -186,10 +190,10 @@ class Report:
         return "\n".join(lines)
 
 
-def still_answers(url: str, request: dict) -> bool:
+def still_answers(url: str, request: dict, timeout: float) -> bool:
     try:
-        page = httpx.get(url, timeout=30)
-        Client(url, verbose=False).predict(**request, api_name="/generate")
+        page = httpx.get(url, timeout=timeout)
+        Client(url, verbose=False, httpx_kwargs={"timeout": timeout}).predict(**request, api_name="/generate")
         return page.status_code == 200
     except Exception:  # any failure here is the answer
         return False
@@ -200,7 +204,7 @@ def run(app_args: list[str], valid: int, steps: list[int], log: Path, timeout: f
     visits = requests(valid, steps)
     with running_app(app_args, log) as url:
         crowd(url, visits, timeout)
-        answers = still_answers(url, visits[0].request)
+        answers = still_answers(url, visits[0].request, timeout)
     return Report(visits, answers, log.read_text())
 
 

@@ -33,8 +33,8 @@ def test_the_app_starts_and_draws_from_a_copy_of_exactly_what_is_sent(tmp_path):
                               capture_output=True, text=True, check=True).stdout
     assert imported.startswith(str(copy))  # the copy's own package, not this checkout's
     with running_app([], tmp_path / "app.log", root=copy) as url:
-        assert httpx.get(url, timeout=30).status_code == 200
-        client = Client(url, verbose=False)
+        assert httpx.get(url, timeout=300).status_code == 200
+        client = Client(url, verbose=False, httpx_kwargs={"timeout": 300})  # a busy machine answers slowly
         images, _, note, _ = client.predict(prompt="two green stars", seed=0, randomize_seed=False, steps_1=2,
                                             steps_2=1, api_name="/generate")
         assert len(images) == 1 and "seed 0" in note
