@@ -116,7 +116,7 @@ def build(ctx: DemoContext) -> None:
 
     def run(progress=gr.Progress(), **values):
         read = checked_values(checks(values))
-        entries = load_entries(ctx.registry, values["models"], ctx.sources, ctx.max_compare)
+        entries = load_entries(ctx.registry, read["models"])
         out = read["name"]
         with user_errors():
             run_benchmark(read["suite"], [model.name for model in entries], root / out, limit=read["limit"],

@@ -45,7 +45,7 @@ def build(ctx: DemoContext) -> None:
     def compare(progress=gr.Progress(), **values):
         read = checked_values(checks(values))
         text, first = read["prompt"], read["seed"]
-        entries = load_entries(ctx.registry, values["models"], ctx.sources, ctx.max_compare)
+        entries = load_entries(ctx.registry, read["models"])
         shown, rows = [], []
         with picture_files() as saved:
             for index, model in enumerate(entries):

@@ -138,9 +138,9 @@ def compare_entries(text: str, allowed_sources: set[str], limit: int) -> list[Mo
     return specs
 
 
-def load_entries(registry: ModelRegistry, text: str, allowed_sources: set[str], limit: int) -> list[TextToImageModel]:
-    """The entries a visitor typed, checked and loaded before anything samples."""
-    specs = compare_entries(text, allowed_sources, limit)
+def load_entries(registry: ModelRegistry, specs: list[ModelSpec]) -> list[TextToImageModel]:
+    """The checked entries (`compare_entries`), loaded before anything samples; a model that cannot take an
+    entry's settings is refused here."""
     with user_errors():
         return [registry.get(spec) for spec in specs]
 
