@@ -1,7 +1,8 @@
-"""Serve the imagen_demo web demo (Hugging Face Spaces' app_file): ``python app.py [--model M] [--compare E,...] [--compile]``.
+"""Serve the imagen_demo web demo (Hugging Face Spaces' app_file): ``python app.py [--port P] [--model M] [--compile]``.
 
-Host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (Gradio reads them; default
-127.0.0.1:7860). The UI itself lives in ``imagen_demo.demo``.
+The port is --port or GRADIO_SERVER_PORT, and one that is taken is an error; without either, Gradio takes 7860 or
+the next free port, and the line printed at start says which and why. The host comes from GRADIO_SERVER_NAME
+(Gradio reads it; default 127.0.0.1). The UI itself lives in ``imagen_demo.demo``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,23 @@ from pathlib import Path
 
 from imagen_demo.core.loading import DEFAULT_MODEL, CorruptWeightsError, WeightsNotFoundError
 
+DEFAULT_PORT = 7860  # Gradio's first choice when no port is chosen
+
+
+def serving_line(url: str, port: int, chosen: int | None) -> str:
+    """What the app prints once it serves: the address it really serves on, and why that is not 7860 when not."""
+    if chosen is not None or port == DEFAULT_PORT:
+        return f"imagen_demo: serving on {url}"
+    taken = f"port {DEFAULT_PORT} is" if port == DEFAULT_PORT + 1 else f"ports {DEFAULT_PORT}–{port - 1} are"
+    return (f"imagen_demo: serving on {url} (not {DEFAULT_PORT}: {taken} in use by another program; choose the "
+            "port with --port or GRADIO_SERVER_PORT)")
+
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Serve the imagen_demo web demo.")
+    parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT"),
+                        help=f"the port to serve on (env GRADIO_SERVER_PORT); one in use is an error. Default: "
+                             f"{DEFAULT_PORT}, or the next free port when it is in use")
     parser.add_argument("--model", default=os.environ.get("IMAGEN_MODEL", DEFAULT_MODEL),
                         help="the Generate tab's model: pipeline folder, hub id, or 'default' (the shipped "
                              "shapes model); env IMAGEN_MODEL")
@@ -43,7 +58,14 @@ def main(argv=None) -> int:
     except (ValueError, WeightsNotFoundError, CorruptWeightsError) as err:  # one line, like the CLI
         print(f"error: {err}", file=sys.stderr)
         return 2
-    demo.launch()
+    try:
+        demo.launch(server_port=args.port, prevent_thread_lock=True, quiet=True)
+    except OSError:  # no free port: the chosen one, or every one Gradio tries from 7860 on, is in use
+        print(f"error: cannot serve on port {args.port or f'{DEFAULT_PORT} or the next 99'}: in use by another "
+              "program. Choose a free one with --port or GRADIO_SERVER_PORT.", file=sys.stderr)
+        return 2
+    print(serving_line(demo.local_url, demo.server_port, args.port), flush=True)
+    demo.block_thread()
     return 0
 
 

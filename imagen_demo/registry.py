@@ -52,6 +52,7 @@ SETTING_TYPES = {
     "thresholding": str, "dynamic_thresholding_percentile": float, "negative_prompt": str,
 }
 SAMPLER = "scheduler"  # the one setting that is no keyword of the call: it swaps the pipeline's schedulers
+KIND_WORDS = {int: "a whole number", float: "a number", str: "a name"}  # a setting's type, as its error says it
 
 Progress = Callable[[int, int], None]  # (steps done, total steps) over the whole call
 
@@ -82,21 +83,28 @@ class ModelSpec:
             settings[key] = value.strip()
         return cls(entry, source, settings)
 
-    def typed_settings(self, pipeline: DiffusionPipeline) -> dict:
-        """Settings converted to their types ("a/b" gives one value per stage); one `pipeline` cannot take is refused."""
-        accepted = inspect.signature(pipeline.__call__).parameters
+    def typed_values(self) -> dict:
+        """Settings converted to their types ("a/b" gives one value per stage), without loading any pipeline."""
         out = {}
         for key, value in self.settings.items():
-            if key != SAMPLER and key not in accepted:
-                usable = sorted(k for k in SETTING_TYPES if k == SAMPLER or k in accepted)
-                raise ValueError(f"{self.name}: setting {key!r} is not supported by {type(pipeline).__name__} ({usable})")
             kind = SETTING_TYPES[key]
             try:
                 parts = [kind(v) for v in value.split("/")]
             except ValueError:
-                raise ValueError(f"{self.name}: {key} must be a {kind.__name__} (or one per stage with '/'), got {value!r}")
+                typed = next((alias for alias, name in SETTING_ALIASES.items() if name == key), key)  # in the user's words
+                raise ValueError(f"{self.name}: {typed} must be {KIND_WORDS[kind]} (or one per stage with '/'), "
+                                 f"got {value!r}")
             out[key] = parts[0] if len(parts) == 1 else parts
         return out
+
+    def typed_settings(self, pipeline: DiffusionPipeline) -> dict:
+        """`typed_values`; a setting `pipeline` cannot take is refused."""
+        accepted = inspect.signature(pipeline.__call__).parameters
+        for key in self.settings:
+            if key != SAMPLER and key not in accepted:
+                usable = sorted(k for k in SETTING_TYPES if k == SAMPLER or k in accepted)
+                raise ValueError(f"{self.name}: setting {key!r} is not supported by {type(pipeline).__name__} ({usable})")
+        return self.typed_values()
 
 
 def parse_model_list(text: str) -> list[ModelSpec]:

@@ -12,7 +12,7 @@ import numpy as np
 import PIL.Image
 import pytest
 from gradio_client import Client
-from gradio_client.exceptions import AppError
+from gradio_client.exceptions import AppError, ValidationError
 
 from demo_server import serve_tiny
 from imagen_demo import cli
@@ -20,11 +20,13 @@ from imagen_demo.bench.metrics.clip_score import ClipScorer
 from imagen_demo.demo.generate_tab import cli_command
 from imagen_demo.demo.streaming import Cancelled, run_streaming
 from imagen_demo.demo.validation import (
-    MAX_STEPS, compare_entries, guidance_value, prompt_text, seed_value, steps_value, truncation_notice, user_errors,
+    MAX_STEPS, UserError, compare_entries, guidance_value, prompt_text, seed_value, steps_value, truncation_notice,
+    user_errors,
 )
 from imagen_demo.core.loading import WeightsNotFoundError
 from imagen_demo.core.pipeline import MAX_SEED
 from imagen_demo.prompting import english_rewrite
+from imagen_demo.shapes.understand import read
 from tiny import SHAPES_RECORD, build_tiny_pipeline, build_tiny_stable_diffusion
 
 PROMPT = "a red circle above a blue square"
@@ -99,18 +101,28 @@ def reproduce_command(note: str) -> list[str]:
 def test_the_panel_reads_the_prompt_and_a_chinese_prompt_is_rewritten_into_english(server):
     client, registry, model = server
     english = english_rewrite(registry.get(model).pipeline, HELD_OUT_ZH)
-    shown = client.predict(prompt=HELD_OUT_ZH, rewrite=True, api_name="/understand")
+    shown, suggested = client.predict(prompt=HELD_OUT_ZH, rewrite=True, api_name="/understand")
     assert "**Understood as** (single object): **1 × small diamond (any colour)**" in shown
+    assert suggested["visible"] is False  # a prompt it reads needs no suggestions
     assert f"**Rewritten as:** “{english}”" in shown
     images, _, note, _ = generate(client, prompt=HELD_OUT_ZH)
     assert f"“{english}”" in note and PIL.Image.open(images[0]["image"]).size == (32, 32)
     assert reproduce_command(note)[-2:] == ["--", english]  # the command carries what the encoder read
     note = generate(client, prompt=HELD_OUT_ZH, rewrite=False)[2]
     assert "Rewritten" not in note and reproduce_command(note)[-3:] == ["--no-rewrite", "--", HELD_OUT_ZH]
-    outside = client.predict(prompt="a photo of a cat on a mat", rewrite=True, api_name="/understand")
-    assert "Words it does not know: `cat`, `mat`. Prompts it reads: “" in outside
-    with pytest.raises(AppError, match="cannot read the characters"):
+    outside, suggested = client.predict(prompt="a photo of a cat on a mat", rewrite=True, api_name="/understand")
+    assert outside.endswith("Words it does not know: `cat`, `mat`.")  # the prompts it reads are listed beside it
+    near = list(read("a photo of a cat on a mat").suggestions)
+    assert suggested["visible"] and [row[0] for row in suggested["samples"]] == near
+    with pytest.raises(ValidationError, match="cannot read the characters"):  # refused before it takes a queue place
         generate(client, prompt="一只猫坐在桌子上")
+
+
+def test_a_prompt_outside_the_world_is_drawn_with_the_warning_beside_it(server):
+    images, _, note, _ = generate(server[0], prompt="a photo of a cat on a mat")
+    assert note.startswith("⚠️ **This picture is not what the prompt asks for:** the model draws only the shapes world.")
+    assert "Words it does not know: `cat`, `mat`. Prompts it reads: “" in note and len(images) == 1
+    assert "⚠️" not in generate(server[0])[2]  # a prompt it reads gets no warning
 
 
 def test_compare_shows_one_image_per_entry_with_its_time_and_loads_the_model_once(server):
@@ -157,29 +169,43 @@ def test_a_second_demo_takes_another_port_and_both_answer(server):
     assert len(generate(client)[0]) == 1  # the first one still serves
 
 
-def test_bad_requests_are_sentences_and_the_server_still_answers(server):
+def test_bad_requests_are_refused_before_the_queue_in_sentences_naming_the_field(server):
     client, _, model = server
     bad = [
-        ("/generate", {"prompt": "   "}, "describe the image"),
-        ("/generate", {"steps_1": 0}, "Steps of stage 1 must be a whole number of steps from 1 to 100"),
+        ("/generate", {"prompt": "   "}, "prompt: Please describe the image"),
+        ("/generate", {"steps_1": 0}, "steps_1: Steps of stage 1 must be a whole number of steps from 1 to 100"),
         ("/generate", {"steps_2": MAX_STEPS + 1}, "Steps of stage 2"),
         ("/generate", {"guidance_1": -1}, "Guidance of stage 1 must be between 0 and 30"),
         ("/generate", {"seed": -5}, "seed must be a whole number"),
-        ("/generate", {"num_images": 5}, "greater than maximum value 4"),
+        ("/generate", {"num_images": 5}, "Number of images must be a whole number from 1 to 4; got 5"),
+        ("/generate", {"noise_aug_level": 2}, "Noise-augmentation level .* must be a number from 0 to 1; got 2"),
+        ("/generate", {"scheduler": "fastest"}, "Scheduler must be one of ddpm, ddim, dpm\\+\\+, unipc"),
         ("/compare", {"models": ",".join(f"{model}@steps={n}" for n in range(1, 6))}, "at most 4 entries"),
         ("/compare", {"models": "./elsewhere"}, "not one of this demo's models"),
         ("/compare", {"models": f"{model}@stpes=2"}, "unknown setting 'stpes'"),
-        ("/compare", {"models": f"{model}@steps=1000"}, "num_inference_steps must be a whole number of steps"),
-        # Passes the demo's checks; the pipeline's own check refuses it, as a sentence too.
-        ("/compare", {"models": f"{model}@steps=1,noise_aug=2"}, r"noise_aug_level must be in \[0, 1\]"),
+        ("/compare", {"models": f"{model}@steps=many"}, "steps must be a whole number \\(or one per stage"),
+        ("/compare", {"models": f"{model}@steps=1000"}, "@steps=1000: steps must be a whole number of steps from 1"),
     ]
     for endpoint, kwargs, message in bad:
-        with pytest.raises(AppError, match=message):
+        with pytest.raises(ValidationError, match=message):
             if endpoint == "/generate":
                 generate(client, **kwargs)
             else:
                 client.predict(**{"prompt": PROMPT, "seed": 0, **kwargs}, api_name=endpoint)
+    # Passes the demo's checks; the pipeline's own check refuses it while sampling, as a sentence that stays on
+    # screen until dismissed (Gradio's default fades after 10 s).
+    with pytest.raises(AppError, match=r"noise_aug_level must be in \[0, 1\]") as refused:
+        client.predict(prompt=PROMPT, seed=0, models=f"{model}@steps=1,noise_aug=2", api_name="/compare")
+    assert refused.value.duration is None
     assert PIL.Image.open(generate(client)[0][0]["image"]).size == (32, 32)
+
+
+def test_the_fields_say_their_limits_where_they_are_typed(server):
+    shown = {c["props"].get("label"): c["props"] for c in server[0].config["components"] if c.get("props")}
+    assert shown["Steps · stage 1"]["info"] == shown["Steps · stage 2"]["info"] == f"1 to {MAX_STEPS}"
+    assert shown["Guidance · stage 1 (base, 16 px)"]["info"] == "0 to 30; 1 turns guidance off"
+    images = shown["Number of images"]
+    assert images["info"] == "1 to 4" and (images["minimum"], images["maximum"]) == (1, 4)
 
 
 def test_app_reports_a_missing_model_in_one_line(monkeypatch, tmp_path, capsys):
@@ -219,10 +245,13 @@ def test_compare_entries_are_bounded_to_the_demo_models():
             compare_entries(text, {"a"}, 2)
 
 
-def test_user_errors_become_their_message_and_others_pass_through():
+def test_user_errors_become_their_message_stay_on_screen_and_log_one_line(caplog):
     for err in (ValueError("bad seed"), FloatingPointError("stage 2: NaN"), WeightsNotFoundError("no weights")):
-        with pytest.raises(gr.Error, match=str(err)), user_errors():
+        caplog.clear()
+        with pytest.raises(UserError, match=str(err)) as refused, user_errors():
             raise err
+        assert refused.value.duration is None and not refused.value.print_exception  # no traceback in the log
+        assert caplog.messages == [f"refused: {err}"]
     with pytest.raises(RuntimeError), user_errors():
         raise RuntimeError("a bug stays a bug")
 

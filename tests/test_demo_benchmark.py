@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 from gradio_client import Client
-from gradio_client.exceptions import AppError
+from gradio_client.exceptions import ValidationError
 
 from demo_server import serve_tiny
 from imagen_demo.demo.benchmark_tab import (MAX_PROMPTS, describe_report, folder_name, report_folders, show_report,
@@ -54,10 +54,12 @@ def test_a_small_suite_runs_from_the_page(tiny_pipe_dir, tmp_path):
             suite="shapes-test", limit=2, models=f"{model}@steps=1", name="mini", api_name="/benchmark")
         assert chosen["value"] == "mini" and (tmp_path / "mini" / "summary.csv").is_file()
         assert f"`{model}@steps=1`" in tables and "single_object" in tables and Path(grid).is_file()
-        with pytest.raises(AppError, match="not one of this demo's models"):
+        with pytest.raises(ValidationError, match="not one of this demo's models"):
             client.predict(suite="shapes-test", limit=2, models="someone/else", name="x", api_name="/benchmark")
-        with pytest.raises(AppError, match=f"greater than maximum value {MAX_PROMPTS}"):
+        with pytest.raises(ValidationError, match=f"limit: Prompts .* must be a whole number from 1 to {MAX_PROMPTS}"):
             client.predict(suite="shapes-test", limit=MAX_PROMPTS + 1, models=model, name="x", api_name="/benchmark")
-        with pytest.raises(AppError, match="Name the report"):
+        with pytest.raises(ValidationError, match="suite: Suite must be one of .*; got 'nope'"):
+            client.predict(suite="nope", limit=1, models=model, name="x", api_name="/benchmark")
+        with pytest.raises(ValidationError, match="Name the report"):
             client.predict(suite="shapes-test", limit=1, models=model, name="../up", api_name="/benchmark")
         assert report_folders(tmp_path) == ["mini"]  # the refused requests wrote nothing

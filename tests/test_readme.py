@@ -48,13 +48,18 @@ def test_benchmark_doc_model_interface_example_runs():
     assert [image.size for image in namespace["images"]] == [(256, 256)]
 
 
-def test_readme_test_command_is_the_script_ci_runs():
-    assert "```bash\nbash scripts/test\n```" in README.read_text()
-    script = ROOT / "scripts" / "test"
-    assert script.stat().st_mode & 0o111 and 'python -m pytest -q "$@"' in script.read_text()
+def test_readme_commands_are_the_scripts_and_install_what_is_missing_first():
+    text = README.read_text()
+    assert "```bash\nbash scripts/test\n```" in text and "```bash\nbash scripts/demo\n```" in text
+    for name, runs in (("test", '-m pytest -q "$@"'), ("demo", 'app.py "$@"')):
+        script = (ROOT / "scripts" / name)
+        body = script.read_text()
+        assert script.stat().st_mode & 0o111 and runs in body
+        assert body.index("bash scripts/install --if-missing") < body.index(runs)
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("bash scripts/test")
-    assert "bash scripts/fresh_clone_check" in README.read_text()
-    assert "bash scripts/test" in (ROOT / "scripts" / "fresh_clone_check").read_text()
+    assert "bash scripts/fresh_clone_check" in text
+    check = (ROOT / "scripts" / "fresh_clone_check").read_text()
+    assert "bash scripts/test" in check and "bash scripts/demo" in check
 
 
 def test_the_readme_is_a_front_page_and_every_link_leads_somewhere():
@@ -63,3 +68,13 @@ def test_the_readme_is_a_front_page_and_every_link_leads_somewhere():
         for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text()):
             if not target.startswith(("http://", "https://", "#")):
                 assert (page.parent / target.split("#")[0]).exists(), (page.name, target)
+
+
+def test_only_what_is_missing_is_installed(tmp_path):
+    from scripts.missing_requirements import missing, pins
+
+    requirements = [ROOT / f"requirements{part}.txt" for part in ("", "-nodeps", "-bench-speed")]
+    assert ("gradio", "6.31.0") in pins(requirements[0]) and missing(requirements) == []  # this machine has them all
+    (tmp_path / "more.txt").write_text("# a comment\ngradio==0.0.1  # another\nno-such-package-here==1.0\n")
+    assert missing([tmp_path / "more.txt"]) == ["gradio==0.0.1 (found 6.31.0)",
+                                                 "no-such-package-here==1.0 (not installed)"]

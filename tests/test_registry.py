@@ -50,7 +50,7 @@ def test_imagen_entries_share_one_pipeline_and_match_direct_calls(tiny_pipe):
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
     with pytest.raises(ValueError, match="one seed per prompt"):
         fast.generate(["a"], [1, 2])
-    with pytest.raises(ValueError, match="must be a int"):
+    with pytest.raises(ValueError, match="steps must be a whole number"):
         registry.get("tiny@steps=many")
 
 

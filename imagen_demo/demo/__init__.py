@@ -15,6 +15,7 @@ from ..registry import ModelRegistry
 from . import benchmark_tab, compare_tab, generate_tab
 from .clip_score import load_clip
 from .context import DemoContext
+from .understanding import world_line
 
 TABS = [("Generate", generate_tab.build), ("Compare", compare_tab.build), ("Benchmark", benchmark_tab.build)]
 
@@ -38,12 +39,16 @@ def build_demo(
     max_images: int = 4,
     max_compare: int = 4,
     concurrency: int = 1,
-    max_queue: int = 16,
+    max_queue: int = 90,
     reports_dir: str | Path = "reports",
     clip: str | None = "auto",
 ) -> gr.Blocks:
     """The whole demo, queued: at most `max_queue` waiting requests and `concurrency` sampling at once. `clip` scores
-    each picture (`auto`: a cached hub CLIP, else shapes-CLIP; None: no score)."""
+    each picture (`auto`: a cached hub CLIP, else shapes-CLIP; None: no score).
+
+    The default queue holds about two minutes of work: 90 requests at the shipped model's defaults, 1.3 s a picture on
+    two cores (`python -m benchmarks.sampling_speed`), so a crowd waits with its place shown rather than being
+    turned away, and only a longer wait is refused."""
     registry = registry or ModelRegistry()
     ctx = DemoContext(registry, model, compare_models or default_compare(model),
                       max_images=max_images, max_compare=max_compare, concurrency=concurrency,
@@ -53,8 +58,10 @@ def build_demo(
         raise ValueError(f"the demo's model must be an Imagen pipeline; {model!r} is a {type(pipe).__name__}")
     with gr.Blocks(title="imagen_demo") as demo:
         gr.Markdown(f"# imagen_demo\n{headline(pipe)} Model: `{model}`.")
+        if line := world_line(pipe):
+            gr.Markdown(line, elem_id="world-line")
         with gr.Tabs():
             for label, build in TABS:
                 with gr.Tab(label):
                     build(ctx)
-    return demo.queue(max_size=max_queue)
+    return demo.queue(max_size=max_queue, default_concurrency_limit=concurrency)

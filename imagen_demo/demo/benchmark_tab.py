@@ -20,7 +20,8 @@ from ..bench.run import run_benchmark
 from ..bench.suite import builtin_suites
 from ..utils.markdown import markdown_table
 from .context import DemoContext
-from .validation import load_entries, user_errors
+from .validation import (UserError, checked_values, compare_entries, field_value, load_entries, user_errors,
+                         validator)
 
 MAX_PROMPTS = 12  # a page run samples at most this many prompts per model
 
@@ -68,7 +69,7 @@ def show_report(root: Path, name: str | None):
     if not name:
         return "No reports yet: run one below or with `python -m benchmarks run`.", None, [], None
     if name not in report_folders(root):
-        raise gr.Error(f"There is no report “{name}” under {shown_folder(root)}/ (a run folder with run.json and "
+        raise UserError(f"There is no report “{name}” under {shown_folder(root)}/ (a run folder with run.json and "
                        "summary.csv).")
     return describe_report(root / name)
 
@@ -77,7 +78,7 @@ def folder_name(text: str | None, suite: str) -> str:
     """A safe folder name under reports/: letters, digits, '.', '_' and '-' only; default: suite + time."""
     name = (text or "").strip() or f"{suite}-{datetime.now():%Y%m%d-%H%M%S}"
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
-        raise gr.Error(f"Name the report with letters, digits, '.', '_' or '-' (at most 64); got “{name}”.")
+        raise UserError(f"Name the report with letters, digits, '.', '_' or '-' (at most 64); got “{name}”.")
     return name
 
 
@@ -92,28 +93,39 @@ def build(ctx: DemoContext) -> None:
         tables = gr.Markdown(shown[0])
         with gr.Column():
             grid = gr.Image(shown[1], label="Side by side: same prompt and seed in each column", type="filepath",
-                            height=640, elem_id="benchmark-grid")
+                            elem_id="benchmark-grid")
             html = gr.File(shown[3], label="Self-contained HTML report")
-    plots = gr.Gallery(shown[2], label="Per-category plots (95% CI)", columns=2, height=360)
+    plots = gr.Gallery(shown[2], label="Per-category plots (95% CI)", columns=2, height="auto", object_fit="contain",
+                       elem_id="benchmark-plots")
     with gr.Accordion("Run a small suite from this page", open=False):
         with gr.Row():
             suite_box = gr.Dropdown(list(builtin_suites()), value="shapes-test", label="Suite")
-            limit_slider = gr.Slider(1, MAX_PROMPTS, value=6, step=1,  # Gradio refuses values outside the bounds
+            limit_slider = gr.Slider(1, MAX_PROMPTS, value=6, step=1,
                                      label="Prompts (round-robin over categories; the command line runs more)")
         models_box = gr.Textbox(label="Models (entries as in the Compare tab)", value=f"{ctx.model},{ctx.model}@steps=10")
         name_box = gr.Textbox(label="Report name (a new folder under reports/; an existing one resumes)", value="")
         run_button = gr.Button("Run benchmark", variant="primary")
 
-    def run(suite, limit, models, name, progress=gr.Progress()):
-        entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
-        out = folder_name(name, suite)
+    fields = {"suite": suite_box, "limit": limit_slider, "models": models_box, "name": name_box}
+
+    def checks(values: dict) -> dict:
+        return {"suite": lambda: field_value(values["suite"], suite_box),
+                "limit": lambda: field_value(values["limit"], limit_slider),
+                "models": lambda: compare_entries(values["models"], ctx.sources, ctx.max_compare),
+                "name": lambda: folder_name(values["name"], values["suite"])}
+
+    def run(progress=gr.Progress(), **values):
+        read = checked_values(checks(values))
+        entries = load_entries(ctx.registry, read["models"])
+        out = read["name"]
         with user_errors():
-            run_benchmark(suite, [model.name for model in entries], root / out, limit=int(limit), registry=ctx.registry,
-                          progress=False, on_image=lambda done, total: progress((done, total), desc="sampling"),
-                          sr_limit=2, features="efficientnet-lite0")
+            run_benchmark(read["suite"], [model.name for model in entries], root / out, limit=read["limit"],
+                          registry=ctx.registry, progress=False, sr_limit=2, features="efficientnet-lite0",
+                          on_image=lambda done, total: progress((done, total), desc="sampling"))
         return gr.Dropdown(choices=report_folders(root), value=out), *describe_report(root / out)
 
     outputs = [tables, grid, plots, html]
     chosen.change(lambda name: show_report(root, name), chosen, outputs, api_name=False)
     refresh.click(lambda: gr.Dropdown(choices=report_folders(root)), None, chosen, api_name=False)
-    run_button.click(run, [suite_box, limit_slider, models_box, name_box], [chosen, *outputs], api_name="benchmark", **ctx.event_limits())
+    run_button.click(run, None, [chosen, *outputs], inputs_kwargs=fields, validator=validator(fields, checks),
+                     api_name="benchmark", **ctx.event_options())

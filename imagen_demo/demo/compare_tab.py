@@ -14,8 +14,9 @@ import gradio as gr
 from ..utils.markdown import markdown_table
 from .clip_score import shown_scores, with_score
 from .context import DemoContext
+from .picture_files import picture_files
 from .understanding import panel
-from .validation import load_entries, prompt_text, seed_value, user_errors
+from .validation import checked_values, compare_entries, load_entries, prompt_text, seed_value, user_errors, validator
 
 
 def build(ctx: DemoContext) -> None:
@@ -34,23 +35,31 @@ def build(ctx: DemoContext) -> None:
     timings = gr.Markdown(label="Seconds and CLIP score per entry")
     header = ["entry", "seconds"] + ([f"CLIP score ({ctx.clip.label})"] if ctx.clip else [])
 
-    def compare(prompt, seed, models, progress=gr.Progress()):
-        text = prompt_text(prompt)
-        first = seed_value(seed, False, 1)
-        entries = load_entries(ctx.registry, models, ctx.sources, ctx.max_compare)
+    fields = {"prompt": prompt, "seed": seed, "models": models}
+
+    def checks(values: dict) -> dict:
+        return {"prompt": lambda: prompt_text(values["prompt"]),
+                "seed": lambda: seed_value(values["seed"], False, 1),
+                "models": lambda: compare_entries(values["models"], ctx.sources, ctx.max_compare)}
+
+    def compare(progress=gr.Progress(), **values):
+        read = checked_values(checks(values))
+        text, first = read["prompt"], read["seed"]
+        entries = load_entries(ctx.registry, read["models"])
         shown, rows = [], []
-        for index, model in enumerate(entries):
-            def report(done: int, total: int, desc=f"{model.name} ({index + 1}/{len(entries)})") -> None:
-                progress((done, total), desc=desc)
+        with picture_files() as saved:
+            for index, model in enumerate(entries):
+                def report(done: int, total: int, desc=f"{model.name} ({index + 1}/{len(entries)})") -> None:
+                    progress((done, total), desc=desc)
 
-            started = time.perf_counter()
-            with user_errors():
-                image = model.generate([text], [first], progress=report)[0]
-            seconds = time.perf_counter() - started
-            score = shown_scores(ctx.clip, [image], text)[0]
-            shown.append((image, with_score(ctx.clip, f"{model.name} · {seconds:.1f} s", score)))
-            rows.append((f"`{model.name}`", f"{seconds:.2f}", *([score] if ctx.clip else [])))
-            yield shown, markdown_table(header, rows)
+                started = time.perf_counter()
+                with user_errors():
+                    image = model.generate([text], [first], progress=report)[0]
+                seconds = time.perf_counter() - started
+                score = shown_scores(ctx.clip, [image], text)[0]
+                shown.append((saved(image), with_score(ctx.clip, f"{model.name} · {seconds:.1f} s", score)))
+                rows.append((f"`{model.name}`", f"{seconds:.2f}", *([score] if ctx.clip else [])))
+                yield shown, markdown_table(header, rows)
 
-    button.click(compare, [prompt, seed, models], [gallery, timings], api_name="compare", show_progress_on=gallery,
-                 **ctx.event_limits())
+    button.click(compare, None, [gallery, timings], inputs_kwargs=fields, validator=validator(fields, checks),
+                 api_name="compare", show_progress_on=gallery, **ctx.event_options())

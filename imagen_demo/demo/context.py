@@ -28,6 +28,10 @@ class DemoContext:
         """The models this demo was started with: the only weights a visitor can make it load."""
         return {self.model} | {spec.source for spec in parse_model_list(self.compare_models)}
 
-    def event_limits(self) -> dict:
-        """Keyword arguments for every sampling event listener."""
-        return {"concurrency_limit": self.concurrency, "concurrency_id": SAMPLING}
+    def event_options(self) -> dict:
+        """Keyword arguments for every sampling event listener: one sampling group across the tabs, and the inputs
+        handed over raw (no preprocessing). Gradio's preprocessing checks a slider's range and a radio's or dropdown's
+        choices before the event's validator runs, in words that do not name the field ("Value 10 is greater than
+        maximum value 4"), and answers an API client with a bare HTTP 400; the validator's sentences name it. These
+        events' inputs (text, numbers, sliders, checkboxes, choices) need no preprocessing beyond that check."""
+        return {"concurrency_limit": self.concurrency, "concurrency_id": SAMPLING, "preprocess": False}

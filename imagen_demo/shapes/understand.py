@@ -107,8 +107,8 @@ def describe_group(group: ObjectGroup) -> str:
     return text + (f", {LEXICON['en']['pos'][group.position][0]}" if group.position else "")
 
 
-def describe(reading: Reading) -> str:
-    """Markdown for a demo: the parsed scene, or the unknown words and prompts the world reads."""
+def describe(reading: Reading, suggest: bool = True) -> str:
+    """Markdown for a demo: the parsed scene, or the unknown words and (with `suggest`) prompts the world reads."""
     if reading.spec is not None:
         spec = reading.spec
         groups = [f"**{describe_group(g)}**" for g in spec.groups]
@@ -118,4 +118,4 @@ def describe(reading: Reading) -> str:
         lead = "**Not in the shapes world.** Words it does not know: " + ", ".join(f"`{w}`" for w in reading.unknown)
     else:
         lead = "**Not in the shapes world's grammar**: every word is known, but not the sentence"
-    return f"{lead}. Prompts it reads: " + "; ".join(f"“{s}”" for s in reading.suggestions)
+    return f"{lead}." + (" Prompts it reads: " + "; ".join(f"“{s}”" for s in reading.suggestions) if suggest else "")
