@@ -22,6 +22,9 @@ class StageRecipe:
     overrides: dict = field(default_factory=dict)  # EfficientUNet config fields on top of the preset
     beta_schedule: str = "squaredcos_cap_v2"  # the paper: cosine for the base, linear for SR
     low_res_size: int | None = None  # SR only: the previous stage's resolution
+    # The stage of an --init-from pipeline this one starts from (default: the same number); e.g. 1 for a 32 -> 64
+    # stage grown from a 64 px base (`low_res_conditioning` grows)
+    init_stage: int | None = None
     crop_size: int | None = None  # SR only: train on random crops of this side (fully convolutional)
     max_noise_aug: float = 0.5  # SR only: augmentation level ~ U[0, max_noise_aug]
     batch_size: int = 16

@@ -220,21 +220,24 @@ class StageTrainer:
         self._truncate_log(EVAL_LOG)
 
     def _initial_weights(self, init_from: str | Path, unet_config: dict) -> EfficientUNet:
-        """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record."""
+        """This stage's U-Net from a pipeline folder (e.g. the committed model), with its training record: the folder's
+        stage of the same number, or the recipe's `init_stage`."""
         root = resolve_folder(init_from, "Imagen pipeline")
-        unet = load_stage(root, self.stage_index).unet
+        source = self.config.init_stage or self.stage_index
+        unet = load_stage(root, source).unet
         try:
             grows = growth(dict(unet.config), unet_config)
         except ValueError as err:
-            raise ValueError(f"stage {self.stage_index} of {root}: {err}") from None
+            raise ValueError(f"stage {source} of {root}: {err}") from None
         if grows:
             unet, added = grow_unet(unet, unet_config)
             changes = ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in grows.items())
-            print(f"stage {self.stage_index}: grown from {root} ({changes}); new, zero-initialised: {', '.join(added)}")
+            new = f"; new, starting with no effect: {', '.join(added)}" if added else ""
+            print(f"stage {self.stage_index}: grown from stage {source} of {root} ({changes}){new}")
         unet = unet.train().requires_grad_(True)
         record_file = root / TRAINING_RECORD
         if record_file.is_file():
-            stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(self.stage_index), {})
+            stage_record = json.loads(record_file.read_text()).get("stages", {}).get(str(source), {})
             self.step = self.start_step = int(stage_record.get("step", 0))  # the data stream goes on where it was
             self.record.update({k: stage_record[k] for k in self.record if k in stage_record})
             if self.accelerator.is_main_process and not (self.dir / EVAL_LOG).exists():  # the learning curve goes on too
