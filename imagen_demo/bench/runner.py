@@ -5,6 +5,7 @@ Output folder::
 
     run.json          what the latest invocation asked for (suite, items, seeds, models, versions)
     manifest.jsonl    one line per finished image: model, item, seed, file, sampling seconds
+                      (manifest.rank<r>.jsonl beside it: process r's lines, when torchrun shared the run; manifest.py)
     images/<model>/<item id>-s<seed>.png
     images/<model>/sr/<item id>-s<seed>.png      super-resolved true renders (PSNR/SSIM)
 
@@ -15,7 +16,6 @@ itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -33,35 +33,11 @@ import imagen_demo
 from imagen_demo.registry import TextToImageModel, slug
 from imagen_demo.utils.atomic import atomic_path, save_image
 
-from .jsonl import append_jsonl, read_jsonl
+from .manifest import Manifest, entry_key, fingerprint
 from .references import reference_renders
 from .suite import SuiteItem
 
 RUN_FILE = "run.json"
-MANIFEST_FILE = "manifest.jsonl"
-
-
-def fingerprint(model: TextToImageModel) -> str:
-    return hashlib.sha1(json.dumps(model.describe(), sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def entry_key(kind: str, model: str, model_fingerprint: str, item_id: str, seed: int) -> str:
-    return f"{kind}|{model}|{model_fingerprint}|{item_id}|{seed}"
-
-
-class Manifest:
-    """The append-only record of finished images; a half-written last line (a kill mid-write) is ignored."""
-
-    def __init__(self, out: Path):
-        self.out, self.path = out, out / MANIFEST_FILE
-        self.entries: dict[str, dict] = {row["key"]: row for row in read_jsonl(self.path) if "key" in row}
-
-    def done(self, key: str) -> bool:
-        return key in self.entries and (self.out / self.entries[key]["image"]).is_file()
-
-    def add(self, entry: dict) -> None:
-        append_jsonl(self.path, [entry])
-        self.entries[entry["key"]] = entry
 
 
 def versions() -> dict[str, str]:
