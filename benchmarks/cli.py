@@ -1,6 +1,8 @@
 """``python -m benchmarks run|report|suites``: DrawBench-style runs over several models, and their reports.
 
     python -m benchmarks run --suite shapes-test --models default,default@steps=10 --seeds 0 --out reports/demo --limit 40
+    torchrun --standalone --nproc_per_node 2 -m benchmarks run ...   # the same run shared by 2 processes (GPUs)
+    python -m benchmarks run ... --dry-run            # how much work, how much done, the time left; samples nothing
     python -m benchmarks report reports/demo          # rebuild tables, plots and HTML without sampling
     python -m benchmarks suites                       # the built-in suites
 """
@@ -11,7 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from imagen_demo.bench.run import DEFAULT_CLIP, build_report, run_benchmark
+from imagen_demo.bench.processes import launched_processes
+from imagen_demo.bench.run import DEFAULT_CLIP, build_report, plan_benchmark, run_benchmark
 from imagen_demo.bench.suite import builtin_suites, load_suite
 from imagen_demo.core.loading import CorruptWeightsError, WeightsNotFoundError
 from imagen_demo.registry import ModelRegistry
@@ -77,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--compile", action="store_true",
                      help="torch.compile each Imagen cascade once loaded (minutes on a CPU, with a warm-up image); "
                           "pays back over long runs")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the work (models × items × seeds), how much the folder already holds and the time "
+                          "left, from the seconds per image its manifest recorded; loads the models, samples nothing")
     _scoring_options(run)
     report = commands.add_parser("report", help="rebuild results.csv, summary.csv, report.md and report.html")
     report.add_argument("out", type=Path)
@@ -96,9 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:20s} {len(items):4d} prompts, {len({i.category for i in items})} categories  ({path})")
             return 0
         if args.command == "run":
-            registry = ModelRegistry(args.device, compile=args.compile)
-            result = run_benchmark(args.suite, args.models, args.out, args.seeds, args.limit, args.batch_size,
-                                   args.sr_limit, registry=registry, **scoring)
+            with launched_processes() as processes:  # one, or those torchrun started
+                registry = ModelRegistry(args.device, compile=args.compile and not args.dry_run)
+                asked = (args.suite, args.models, args.out, args.seeds, args.limit, args.batch_size, args.sr_limit)
+                if args.dry_run:
+                    lines = plan_benchmark(*asked, registry=registry, processes=processes.size)
+                    if processes.main:
+                        print("\n".join(lines))
+                    return 0
+                result = run_benchmark(*asked, registry=registry, processes=processes, **scoring)
+            if result is None:
+                return 0  # process 0 of the run scores, reports and says so
             print(f"generated and scored in {result['timing']['wall_seconds']:.0f} s")
         else:
             result = build_report(args.out, **scoring)

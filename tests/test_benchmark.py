@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from benchmarks.cli import main
+from imagen_demo.bench.manifest import MANIFEST_FILE, Manifest
 from imagen_demo.bench.metrics import MetricUnavailable
 from imagen_demo.bench.metrics.clip_score import ClipScorer, _ClipFeatures
 from imagen_demo.bench.metrics.distances import distribution_distances, frechet_distance, kid_subset_size
@@ -23,7 +24,6 @@ from imagen_demo.bench.metrics.pixels import unit_range_tensor
 from imagen_demo.bench.metrics.statistics import bootstrap_ci
 from imagen_demo.bench.references import reference_renders
 from imagen_demo.bench.run import run_benchmark
-from imagen_demo.bench.runner import MANIFEST_FILE, Manifest
 from imagen_demo.bench.suite import builtin_suites, load_suite, round_robin
 from imagen_demo.registry import ModelRegistry
 from imagen_demo.shapes import Spec, parse_caption, test_suite, verify

@@ -20,7 +20,8 @@ from imagen_demo.bench.metrics.features import EfficientNetLite0Features, featur
 from imagen_demo.bench.metrics.pixels import unit_range_tensor
 from imagen_demo.bench.references import reference_renders
 from imagen_demo.bench.run import build_report
-from imagen_demo.bench.runner import RUN_FILE, Manifest, entry_key
+from imagen_demo.bench.manifest import Manifest, entry_key
+from imagen_demo.bench.runner import RUN_FILE
 from imagen_demo.bench.suite import load_suite
 from imagen_demo.utils.atomic import save_image
 

@@ -263,10 +263,11 @@ def write_report(out: Path, scores: Scores, summary: pd.DataFrame, run: dict, gr
              f"{n_images} images scored. Cells are means with 95% percentile-bootstrap confidence intervals "
              f"(2000 resamples); ↓ marks metrics where lower is better.")
     timing = run.get("timing", {})
+    shared = f", {timing['processes']} processes sharing the work" if timing.get("processes", 1) > 1 else ""  # torchrun
 
     timing_line = (f"Wall time of the last `run` invocation: {timing['wall_seconds']:.0f} s (generation "
                    f"{timing['generate_seconds']:.0f} s, scoring {timing['score_seconds']:.0f} s) on "
-                   f"{run['versions']['device']}." if timing else "")
+                   f"{run['versions']['device']}{shared}." if timing else "")
     md = [f"# {title}", "", facts, ""] + ([timing_line, ""] if timing else [])
     md += ["Self-contained HTML version with every image: [report.html](report.html)", ""]
     headed = [(metric_title(m, run) + (" ↓" if m.startswith(LOWER_IS_BETTER_PREFIXES) else ""), t, "category")

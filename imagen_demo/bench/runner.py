@@ -5,6 +5,7 @@ Output folder::
 
     run.json          what the latest invocation asked for (suite, items, seeds, models, versions)
     manifest.jsonl    one line per finished image: model, item, seed, file, sampling seconds
+                      (manifest.rank<r>.jsonl beside it: process r's lines, when torchrun shared the run; manifest.py)
     images/<model>/<item id>-s<seed>.png
     images/<model>/sr/<item id>-s<seed>.png      super-resolved true renders (PSNR/SSIM)
 
@@ -15,7 +16,6 @@ itself.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -33,35 +33,13 @@ import imagen_demo
 from imagen_demo.registry import TextToImageModel, slug
 from imagen_demo.utils.atomic import atomic_path, save_image
 
-from .jsonl import append_jsonl, read_jsonl
+from .manifest import Manifest, fingerprint
+from .plan import IMAGE, SR, Work
+from .processes import Processes
 from .references import reference_renders
 from .suite import SuiteItem
 
 RUN_FILE = "run.json"
-MANIFEST_FILE = "manifest.jsonl"
-
-
-def fingerprint(model: TextToImageModel) -> str:
-    return hashlib.sha1(json.dumps(model.describe(), sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def entry_key(kind: str, model: str, model_fingerprint: str, item_id: str, seed: int) -> str:
-    return f"{kind}|{model}|{model_fingerprint}|{item_id}|{seed}"
-
-
-class Manifest:
-    """The append-only record of finished images; a half-written last line (a kill mid-write) is ignored."""
-
-    def __init__(self, out: Path):
-        self.out, self.path = out, out / MANIFEST_FILE
-        self.entries: dict[str, dict] = {row["key"]: row for row in read_jsonl(self.path) if "key" in row}
-
-    def done(self, key: str) -> bool:
-        return key in self.entries and (self.out / self.entries[key]["image"]).is_file()
-
-    def add(self, entry: dict) -> None:
-        append_jsonl(self.path, [entry])
-        self.entries[entry["key"]] = entry
 
 
 def versions() -> dict[str, str]:
@@ -98,72 +76,65 @@ def batches(todo: list, size: int):
         yield todo[start:start + size]
 
 
-def _save(out: Path, manifest: Manifest, kind: str, model: TextToImageModel, fp: str, item: SuiteItem, seed: int,
-          image: PIL.Image.Image, seconds: float, batch: int, **extra) -> None:
-    """Image first, then its manifest line: a line in the manifest always has its file."""
-    path = Path("images") / slug(model.name) / ("" if kind == "image" else kind) / f"{item.id}-s{seed}.png"
-    save_image(image, out / path)
-    manifest.add({
-        "key": entry_key(kind, model.name, fp, item.id, seed), "kind": kind, "model": model.name, "fingerprint": fp,
-        "item": item.id, "prompt": item.prompt, "category": item.category, "seed": seed, "image": path.as_posix(),
-        "seconds": seconds, "batch": batch, **extra,
-    })
-
-
-def generate_images(out: Path, items: list[SuiteItem], seeds: list[int], models: list[TextToImageModel],
-                    batch_size: int = 1, progress: bool = True, on_image=None) -> int:
-    """Sample every (model, item, seed) not yet in the manifest; returns how many images were made.
-
-    `on_image(done, total)` is called after each saved image (the demo's progress bar)."""
-    manifest = Manifest(out)
-    plan = []
-    for model in models:
-        fp = fingerprint(model)
-        todo = [(item, seed) for seed in seeds for item in items
-                if not manifest.done(entry_key("image", model.name, fp, item.id, seed))]
-        plan.append((model, fp, todo))
-    total = sum(len(todo) for *_, todo in plan)
-    made = 0
-    with tqdm(total=total, unit="img", desc="generating", disable=not progress) as bar:
-        for model, fp, todo in plan:
-            bar.set_description(model.name)
-            for batch in batches(todo, batch_size):
-                started = time.perf_counter()
-                images = model.generate([item.prompt for item, _ in batch], [seed for _, seed in batch])
-                seconds = (time.perf_counter() - started) / len(batch)
-                for (item, seed), image in zip(batch, images):
-                    _save(out, manifest, "image", model, fp, item, seed, image, seconds, len(batch))
-                    made += 1
-                    bar.update(1)
-                    if on_image is not None:
-                        on_image(made, total)
-    return made
-
-
 def true_render_pair(item: SuiteItem, seed: int, low: int, high: int) -> tuple[PIL.Image.Image, PIL.Image.Image]:
     """A true render at `high` and its area-downsampled `low` version: the SR stage's input and target."""
     truth = reference_renders(item.spec, seed, high)
     return truth.resize((low, low), PIL.Image.BOX), truth
 
 
-def super_resolve_truth(out: Path, items: list[SuiteItem], seed: int, models: list[TextToImageModel], limit: int,
-                        batch_size: int = 1, progress: bool = True) -> int:
-    """For cascades: super-resolve downsampled true renders of the first `limit` spec items (for PSNR/SSIM)."""
-    manifest = Manifest(out)
-    chosen = [item for item in items if item.spec][:limit]
+def _generate(model: TextToImageModel, batch: list[tuple[SuiteItem, int]]) -> tuple[list, float, dict]:
+    started = time.perf_counter()
+    images = model.generate([item.prompt for item, _ in batch], [seed for _, seed in batch])
+    return images, time.perf_counter() - started, {}
+
+
+def _super_resolve(model: TextToImageModel, batch: list[tuple[SuiteItem, int]]) -> tuple[list, float, dict]:
+    """The cascade's SR stages from downsampled true renders; only the sampling is timed, not the rendering."""
+    low = [true_render_pair(item, seed, model.sizes[0], model.sizes[-1])[0] for item, seed in batch]
+    started = time.perf_counter()
+    images = model.super_resolve([item.prompt for item, _ in batch], low, [seed for _, seed in batch])
+    return images, time.perf_counter() - started, {"low": model.sizes[0], "high": model.sizes[-1]}
+
+
+def _save(out: Path, manifest: Manifest, work: Work, item: SuiteItem, seed: int, image: PIL.Image.Image,
+          seconds: float, batch: int, **extra) -> None:
+    """Image first, then its manifest line: a line in the manifest always has its file."""
+    model = work.model
+    path = Path("images") / slug(model.name) / ("" if work.kind == IMAGE else work.kind) / f"{item.id}-s{seed}.png"
+    save_image(image, out / path)
+    manifest.add({
+        "key": work.key(item, seed), "kind": work.kind, "model": model.name, "fingerprint": work.fingerprint,
+        "item": item.id, "prompt": item.prompt, "category": item.category, "seed": seed, "image": path.as_posix(),
+        "seconds": seconds, "batch": batch, **extra,
+    })
+
+
+def sample(out: Path, work: list[Work], batch_size: int = 1, processes: Processes | None = None,
+           progress: bool = True, on_image=None) -> int:
+    """Sample every job of `work` not yet in the manifest; returns how many images this process made.
+
+    Process 0 reads the manifest and hands the pending keys to every process, so all cut the batches a lone process
+    would cut (the same batches: the same images, bit for bit), and of N processes process r samples batches
+    r, r + N, r + 2N, .... After every round of N batches the processes add up what they have made: process 0's bar
+    counts the whole run and estimates the time left, and the last round returns only once every batch is saved.
+    `on_image(done, total)` is called after each image this process saved (the demo's progress bar)."""
+    processes = processes or Processes()
+    manifest = Manifest(out, processes.rank)
+    pending = set(processes.from_main(lambda: [key for w in work for key in w.pending(manifest)]))
+    todo = [(w, batch) for w in work
+            for batch in batches([(item, seed) for item, seed in w.jobs if w.key(item, seed) in pending], batch_size)]
+    samplers = {IMAGE: _generate, SR: _super_resolve}
     made = 0
-    for model in models:
-        if len(model.sizes) < 2 or not chosen:
-            continue
-        fp = fingerprint(model)
-        todo = [item for item in chosen if not manifest.done(entry_key("sr", model.name, fp, item.id, seed))]
-        for batch in tqdm(list(batches(todo, batch_size)), desc=f"{model.name} SR", disable=not progress):
-            low = [true_render_pair(item, seed, model.sizes[0], model.sizes[-1])[0] for item in batch]
-            started = time.perf_counter()
-            images = model.super_resolve([item.prompt for item in batch], low, [seed] * len(batch))
-            seconds = (time.perf_counter() - started) / len(batch)
-            for item, image in zip(batch, images):
-                _save(out, manifest, "sr", model, fp, item, seed, image, seconds, len(batch),
-                      low=model.sizes[0], high=model.sizes[-1])
-                made += 1
+    with tqdm(total=len(pending), unit="img", desc="generating", disable=not (progress and processes.main)) as bar:
+        for start in range(0, len(todo), processes.size):
+            if start + processes.rank < len(todo):
+                w, batch = todo[start + processes.rank]
+                bar.set_description(w.label)
+                images, seconds, extra = samplers[w.kind](w.model, batch)
+                for (item, seed), image in zip(batch, images):
+                    _save(out, manifest, w, item, seed, image, seconds / len(batch), len(batch), **extra)
+                    made += 1
+                    if on_image is not None:
+                        on_image(made, len(pending))
+            bar.update(processes.total(made) - bar.n)
     return made

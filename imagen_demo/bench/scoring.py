@@ -26,7 +26,8 @@ from .metrics.features import feature_network
 from .metrics.fidelity import sr_fidelity
 from .metrics.statistics import bootstrap_ci
 from .references import reference_renders
-from .runner import RUN_FILE, Manifest, batches, true_render_pair
+from .manifest import Manifest
+from .runner import RUN_FILE, batches, true_render_pair
 from .suite import SuiteItem
 
 SCORES_FILE = "scores.jsonl"
