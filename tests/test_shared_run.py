@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from benchmarks import run_parallelism
 from benchmarks.cli import main
 from imagen_demo.bench.jsonl import read_jsonl
 from imagen_demo.bench.manifest import manifest_files
@@ -126,3 +127,11 @@ def test_a_run_whose_process_was_killed_finishes_on_a_rerun_without_redoing_an_i
     assert len(rows) == len({r["key"] for r in rows}) == 24  # complete, and no image twice
     assert all((out / image).stat().st_mtime_ns == t for image, t in made.items())  # finished images were kept
     assert len(pd.read_csv(out / "results.csv").query("metric == 'exact'")) == 24
+
+
+def test_run_parallelism_times_both_layouts_on_the_same_prompts(tiny_pipe_dir, tmp_path, capsys):
+    """benchmarks.run_parallelism: each layout's images/s from its own generation time, and their ratio."""
+    rate = run_parallelism.run_layout(str(tiny_pipe_dir), 2, 2, 1, tmp_path / "shared")
+    assert rate > 0 and len(list((tmp_path / "shared" / "images").rglob("*.png"))) == 2
+    run_parallelism.main(["--models", str(tiny_pipe_dir), "--limit", "2", "--layouts", "1x1", "2x1"])
+    assert "2 × 1 makes" in capsys.readouterr().out
