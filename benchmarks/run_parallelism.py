@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.train_parallelism import layout
-from imagen_demo.utils.markdown import markdown_table
+from benchmarks.layouts import layout, print_rates
 
 
 def run_layout(models: str, limit: int, processes: int, threads: int, folder: Path) -> float:
@@ -53,13 +51,7 @@ def main(argv=None) -> None:
                 folder = Path(tmp) / f"r{r}-{processes}x{threads}"
                 rates[(processes, threads)].append(run_layout(args.models, args.limit, processes, threads, folder))
     print(f"{os.cpu_count()} CPUs; {args.models}, {args.limit} shapes-test prompts; median of {args.rounds} round(s)")
-    medians = {lay: statistics.median(values) for lay, values in rates.items()}
-    print(markdown_table(["processes × threads", "benchmark images/s"],
-                         [(f"{processes} × {threads}", f"{rate:.2f}") for (processes, threads), rate in medians.items()]))
-    (base, base_rate), *others = medians.items()
-    for (processes, threads), rate in others:
-        print(f"{processes} × {threads} makes {rate / base_rate:.2f}x the images/s of {base[0]} × {base[1]}")
-
+    print_rates(rates, "benchmark images/s", digits=2)
 
 if __name__ == "__main__":
     main()

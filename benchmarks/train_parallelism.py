@@ -16,24 +16,15 @@ import argparse
 import csv
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.layouts import layout, print_rates
 from imagen_demo.training import load_recipe
-from imagen_demo.utils.markdown import markdown_table
 
 SKIP_STEPS = 3  # start-up and first-call allocations
-
-
-def layout(text: str) -> tuple[int, int]:
-    """"2x1" -> (2 processes, 1 thread each)."""
-    match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not match or min(int(g) for g in match.groups()) < 1:
-        raise argparse.ArgumentTypeError(f"a layout is PROCESSESxTHREADS such as 2x1, got {text!r}")
-    return int(match[1]), int(match[2])
 
 
 def throwaway_recipe(recipe: Path, run_dir: Path) -> Path:
@@ -86,13 +77,7 @@ def main(argv=None) -> None:
                     run_layout(args.recipe, args.stage, processes, threads, args.minutes, args.init_from, folder))
     print(f"{os.cpu_count()} CPUs; {args.recipe} stage {args.stage} from {args.init_from}; "
           f"median of {args.rounds} round(s) x {args.minutes} min")
-    medians = {lay: statistics.median(values) for lay, values in rates.items()}
-    print(markdown_table(["processes × threads", "training images/s"],
-                         [(f"{processes} × {threads}", f"{rate:.1f}") for (processes, threads), rate in medians.items()]))
-    (base, base_rate), *others = medians.items()
-    for (processes, threads), rate in others:
-        print(f"{processes} × {threads} trains {rate / base_rate:.2f}x the images/s of {base[0]} × {base[1]}")
-
+    print_rates(rates, "training images/s")
 
 if __name__ == "__main__":
     main()

@@ -2,8 +2,8 @@
 
 A design change that starts at zero (coordinate input, attention positions, layout attention, another text-adapter
 layer, a low-resolution input that makes a base a super-resolution stage) leaves the grown model computing exactly
-what the trained one did, so training goes on from committed weights instead of from scratch. Any other difference (channels, levels, prediction type, ...) would silently drop or reshape trained
-weights, so it is refused.
+what the trained one did, so training goes on from committed weights instead of from scratch. Any other difference
+(channels, levels, prediction type, ...) would silently drop or reshape trained weights, so it is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def growth(saved: dict, wanted: dict) -> dict:
     if refused:
         details = ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in refused.items())
         raise ValueError(f"the saved U-Net has another U-Net config than this recipe's ({details}); it cannot continue. "
-                         f"Only these may grow (from off/fewer to on/more): {', '.join(GROWABLE)}; and {', '.join(RESIZABLE)} may change")
+                         f"Only these may grow (from off/fewer to on/more): {', '.join(GROWABLE)}; "
+                         f"and {', '.join(RESIZABLE)} may change")
     return changed
 
 
